@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Create the project's two Python environments (idempotent, cached under ~/.cache/arclight).
+#   .venv      Python 3.11: operator, tests, torch (CPU), transformers, MLflow.
+#   .venv-agl  Python 3.12: agentlightning 1.0.2 (needs 3.12+), for agl-server/agl-controller
+#              and the template agents it launches.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE="${ARCLIGHT_CACHE:-$HOME/.cache/arclight}"
+export PIP_CACHE_DIR="$CACHE/pip"
+py311="$(command -v python3.11 || true)"
+[ -n "$py311" ] || py311="$(ls -d "$HOME"/.pyenv/versions/3.11*/bin/python3.11 2>/dev/null | tail -1)"
+py312="$(ls -d "$HOME"/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | tail -1)"
+[ -n "$py312" ] || py312="$(command -v python3.12 || true)"
+[ -n "$py311" ] || { echo "setup-python: need Python 3.11 (torch CPU wheel)" >&2; exit 1; }
+[ -n "$py312" ] || { echo "setup-python: need Python 3.12 (agentlightning)" >&2; exit 1; }
+
+stamp() { sha256sum pyproject.toml trainer-image/requirements-agl.txt 2>/dev/null | sha256sum | cut -c1-16; }
+want="$(stamp)"
+if [ -f .venv/.arclight-stamp ] && [ "$(cat .venv/.arclight-stamp)" = "$want" ] && [ -x .venv-agl/bin/agl-server ] ; then
+  echo "setup-python: environments up to date"; exit 0
+fi
+[ -x .venv/bin/python ] || "$py311" -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q -e '.[dev,trainer]'
+[ -x .venv-agl/bin/python ] || "$py312" -m venv .venv-agl
+.venv-agl/bin/pip install -q --upgrade pip
+.venv-agl/bin/pip install -q -r trainer-image/requirements-agl.txt
+echo "$want" > .venv/.arclight-stamp
+echo "setup-python: ready (.venv $(.venv/bin/python -V 2>&1), .venv-agl $(.venv-agl/bin/python -V 2>&1))"
