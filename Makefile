@@ -1,0 +1,26 @@
+# Arclight developer entry points. Each target is a thin wrapper over a script in hack/.
+.PHONY: demo test unit cluster cluster-down images crds python
+
+demo:            ## bring up a local cluster, install the operator, train math-solver and deploy it
+	bash hack/demo.sh
+
+test:            ## install what the suite needs and run every test (unit, controller, trainer, e2e)
+	bash hack/test.sh
+
+unit:            ## fast tests only, no cluster
+	bash hack/setup-python.sh && .venv/bin/python -m pytest -m unit
+
+cluster:         ## start the full local cluster (cached build)
+	bash hack/cluster.sh up
+
+cluster-down:
+	bash hack/cluster.sh down
+
+images:          ## build the operator and trainer images and load them into the cluster
+	bash hack/images.sh all
+
+crds:            ## regenerate crds/ from the pydantic models
+	.venv/bin/python hack/gen-crds.py
+
+python:          ## create .venv (3.11) and .venv-agl (3.12)
+	bash hack/setup-python.sh

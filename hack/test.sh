@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The project's test command (README: `make test`). On a fresh Debian machine it installs what the
+# suite needs (apt packages, Python environments), brings up the local cluster (cached build),
+# builds and loads the images, then runs unit, controller, trainer and e2e tests.
+#   ARCLIGHT_TEST_SELECT="unit"   run a subset (a pytest -m expression); default: everything but bench
+#   KUBECONFIG=...                run against an existing cluster instead of the local one
+set -euo pipefail
+cd "$(dirname "$0")/.."
+select="${ARCLIGHT_TEST_SELECT:-not bench}"
+t0=$SECONDS
+step() { printf '\n== %s (%ss)\n' "$*" "$((SECONDS - t0))"; }
+
+step "install system packages"; bash hack/install-deps.sh
+step "python environments";     bash hack/setup-python.sh
+if [ -z "${KUBECONFIG:-}" ]; then
+  step "local cluster";         bash hack/cluster.sh up
+  KUBECONFIG="$(bash hack/cluster.sh kubeconfig)"; export KUBECONFIG
+fi
+step "images";                  bash hack/images.sh all
+step "tests ($select)"
+.venv/bin/python -m pytest -m "$select" "$@"
+step "done"
