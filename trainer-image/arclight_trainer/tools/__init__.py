@@ -1,0 +1,1 @@
+"""Tools the template agents call: calculator, SQL, retrieval, constraint checkers, sandbox."""
