@@ -1,0 +1,191 @@
+"""CreditBudget: a team's GPU-credit allowance per period (cluster-scoped, short name `cb`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, model_validator
+
+from arclight.api.common import (
+    API_VERSION,
+    Condition,
+    KubeObject,
+    ObjectMeta,
+    Rate,
+    SpecModel,
+    StatusModel,
+    WebhookTarget,
+)
+
+KIND = "CreditBudget"
+PLURAL = "creditbudgets"
+SINGULAR = "creditbudget"
+SHORT_NAMES = ["cb"]
+SCOPE = "Cluster"
+
+DEFAULT_ALERTS = [75, 90, 100]
+
+
+class ConditionType(StrEnum):
+    """Condition types of a CreditBudget."""
+
+    ACTIVE = "Active"
+    WARNING = "Warning"
+    EXHAUSTED = "Exhausted"
+
+
+class Reason(StrEnum):
+    """Condition reasons of a CreditBudget."""
+
+    INVALID_SPEC = "InvalidSpec"
+    WITHIN_BUDGET = "WithinBudget"
+    THRESHOLD_CROSSED = "ThresholdCrossed"
+    CREDITS_EXHAUSTED = "CreditsExhausted"
+    LEDGER_UNAVAILABLE = "LedgerUnavailable"
+
+
+class LabelSelectorRequirement(SpecModel):
+    """A label expression, as in Kubernetes label selectors."""
+
+    key: str = Field(min_length=1, description="Label key.")
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(description="Operator.")
+    values: list[str] = Field(default_factory=list, description="Values for In and NotIn.")
+
+    @model_validator(mode="after")
+    def _values_match_operator(self) -> Self:
+        if self.operator in ("In", "NotIn") and not self.values:
+            raise ValueError(f"matchExpressions[{self.key}].values: required with {self.operator}")
+        if self.operator in ("Exists", "DoesNotExist") and self.values:
+            raise ValueError(f"matchExpressions[{self.key}].values: must be empty with {self.operator}")
+        return self
+
+
+class LabelSelector(SpecModel):
+    """Selects namespaces by their labels; an empty selector selects every namespace."""
+
+    match_labels: dict[str, str] = Field(default_factory=dict, description="Labels to match.")
+    match_expressions: list[LabelSelectorRequirement] = Field(
+        default_factory=list, description="Label expressions that must all hold."
+    )
+
+
+class Period(SpecModel):
+    """The budget period; credits reset at its start."""
+
+    type: Literal["monthly", "weekly", "daily", "none"] = Field(
+        "monthly", description="Period length; `none` never resets."
+    )
+    reset_day: int = Field(
+        1, ge=1, le=28, description="Day of the month (monthly) or ISO weekday 1-7 (weekly)."
+    )
+    time_zone: str = Field("UTC", min_length=1, description="IANA time zone of the reset.")
+
+    @model_validator(mode="after")
+    def _weekday(self) -> Self:
+        if self.type == "weekly" and self.reset_day > 7:
+            raise ValueError("period.resetDay: must be 1-7 (Monday-Sunday) for weekly")
+        return self
+
+
+class GpuHourRates(SpecModel):
+    """Credits per GPU-hour by GPU type."""
+
+    t4: Rate = Field(7, description="Credits per T4-hour.")
+    l4: Rate = Field(9, description="Credits per L4-hour.")
+    a10: Rate = Field(11, description="Credits per A10-hour.")
+    v100: Rate = Field(15, description="Credits per V100-hour.")
+    a100: Rate = Field(35, description="Credits per A100-hour.")
+    h100: Rate = Field(75, description="Credits per H100-hour.")
+    h200: Rate = Field(90, description="Credits per H200-hour.")
+
+
+class Rates(SpecModel):
+    """What resources cost, in credits (1 credit = 0.01 USD)."""
+
+    gpu_hour: GpuHourRates = Field(
+        default_factory=GpuHourRates, description="Credits per GPU-hour by GPU type."
+    )
+    cpu_hour: Rate = Field(4, description="Credits per requested CPU core-hour.")
+    memory_gib_hour: Rate = Field(
+        "0.5", alias="memoryGiBHour", description="Credits per requested GiB-hour of memory."
+    )
+    storage_gib_month: Rate = Field(
+        10, alias="storageGiBMonth", description="Credits per GiB-month of storage."
+    )
+
+
+class BudgetNotification(WebhookTarget):
+    """A webhook called when the budget crosses an alert threshold or runs out."""
+
+    events: list[Literal["BudgetWarning", "BudgetExhausted"]] = Field(
+        default_factory=lambda: ["BudgetWarning", "BudgetExhausted"],
+        description="Events that trigger the webhook.",
+    )
+
+
+class CreditBudgetSpec(SpecModel):
+    """Desired state of a CreditBudget."""
+
+    namespace_selector: LabelSelector = Field(
+        default_factory=LabelSelector, description="Namespaces charged to this budget."
+    )
+    period: Period = Field(default_factory=Period, description="When credits reset.")
+    credits: int = Field(ge=0, description="Credits per period (1 credit = 0.01 USD).")
+    rollover: bool = Field(False, description="Carry unused credits into the next period.")
+    rates: Rates = Field(default_factory=Rates, description="Prices in credits.")
+    alerts: list[Annotated[int, Field(ge=1, le=100)]] = Field(
+        default_factory=lambda: list(DEFAULT_ALERTS),
+        description="Percent-used thresholds that raise a warning.",
+    )
+    enforcement: Literal["warn", "hold", "stop"] = Field(
+        "hold",
+        description=(
+            "At 100%: `warn` only warns, `hold` keeps new runs waiting with BudgetExceeded,"
+            " `stop` also suspends running work."
+        ),
+    )
+    notify: list[BudgetNotification] = Field(default_factory=list, description="Webhooks.")
+
+
+class NamespaceUsage(StatusModel):
+    """Credits one namespace used this period."""
+
+    namespace: str
+    used: int = 0
+
+
+class CreditBudgetStatus(StatusModel):
+    """Observed state of a CreditBudget."""
+
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+    used: int = 0
+    remaining: int | None = None
+    percent_used: int | None = None
+    projected_at_period_end: int | None = None
+    by_namespace: list[NamespaceUsage] = Field(default_factory=list)
+    last_metered_at: datetime | None = None
+
+
+class CreditBudget(KubeObject):
+    """A CreditBudget object as stored in the cluster."""
+
+    api_version: Literal["arclight.dev/v1alpha1"] = API_VERSION
+    kind: Literal["CreditBudget"] = KIND
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: CreditBudgetSpec
+    status: CreditBudgetStatus | None = None
+
+
+PRINTER_COLUMNS = [
+    {"name": "Credits", "type": "integer", "jsonPath": ".spec.credits"},
+    {"name": "Used", "type": "integer", "jsonPath": ".status.used"},
+    {"name": "Remaining", "type": "integer", "jsonPath": ".status.remaining"},
+    {"name": "Percent", "type": "integer", "jsonPath": ".status.percentUsed"},
+    {"name": "Enforcement", "type": "string", "jsonPath": ".spec.enforcement"},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
