@@ -118,6 +118,16 @@ class Condition(StatusModel):
     )
 
 
+Conditions = Annotated[
+    list[Condition],
+    Field(
+        description="Current observations of the object's state, one per type.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    ),
+]
+"""A status' condition list: a map keyed by condition type."""
+
+
 class ObjectReference(SpecModel):
     """A reference to an object in the same namespace."""
 

@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 
 from arclight.api.common import (
     API_VERSION,
-    Condition,
+    Conditions,
     KubeObject,
     ObjectMeta,
     Rate,
@@ -58,7 +58,9 @@ class LabelSelectorRequirement(SpecModel):
         if self.operator in ("In", "NotIn") and not self.values:
             raise ValueError(f"matchExpressions[{self.key}].values: required with {self.operator}")
         if self.operator in ("Exists", "DoesNotExist") and self.values:
-            raise ValueError(f"matchExpressions[{self.key}].values: must be empty with {self.operator}")
+            raise ValueError(
+                f"matchExpressions[{self.key}].values: must be empty with {self.operator}"
+            )
         return self
 
 
@@ -160,7 +162,7 @@ class CreditBudgetStatus(StatusModel):
     """Observed state of a CreditBudget."""
 
     observed_generation: int | None = None
-    conditions: list[Condition] = Field(default_factory=list)
+    conditions: Conditions = Field(default_factory=list)
     period_start: datetime | None = None
     period_end: datetime | None = None
     used: int = 0

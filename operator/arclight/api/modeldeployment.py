@@ -10,7 +10,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from arclight.api.common import (
     API_VERSION,
-    Condition,
+    Conditions,
     FractionStr,
     GpuRequest,
     KubeObject,
@@ -199,7 +199,7 @@ class ModelDeploymentStatus(StatusModel):
     """Observed state of a ModelDeployment."""
 
     observed_generation: int | None = None
-    conditions: list[Condition] = Field(default_factory=list)
+    conditions: Conditions = Field(default_factory=list)
     revisions: list[Revision] = Field(default_factory=list)
     current_revision: str | None = None
     canary_revision: str | None = None
@@ -220,7 +220,11 @@ class ModelDeployment(KubeObject):
 
 
 PRINTER_COLUMNS = [
-    {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+    {
+        "name": "Ready",
+        "type": "string",
+        "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+    },
     {"name": "Revision", "type": "string", "jsonPath": ".status.currentRevision"},
     {"name": "Canary", "type": "string", "jsonPath": ".status.canaryRevision"},
     {"name": "Replicas", "type": "integer", "jsonPath": ".status.readyReplicas"},

@@ -5,11 +5,11 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal, Self, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from arclight.api.common import (
     API_VERSION,
-    Condition,
+    Conditions,
     DecimalStr,
     KubeObject,
     Name,
@@ -171,7 +171,7 @@ class SweepStatus(StatusModel):
     phase: Literal["Pending", "Running", "Succeeded", "Failed"] | None = Field(
         None, description="Short summary; conditions are the truth."
     )
-    conditions: list[Condition] = Field(default_factory=list)
+    conditions: Conditions = Field(default_factory=list)
     trials: list[Trial] = Field(default_factory=list)
     best_trial: str | None = Field(None, description="Name of the best trial so far.")
     running: int = 0

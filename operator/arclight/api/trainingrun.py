@@ -13,10 +13,10 @@ from arclight.api.common import (
     AutoCount,
     AutoDecimal,
     AutoInt,
-    Condition,
+    Conditions,
     DecimalStr,
-    EnvVar,
     Entrypoint,
+    EnvVar,
     FractionStr,
     GpuRequest,
     KubeObject,
@@ -105,9 +105,7 @@ class AgentSpec(SpecModel):
     """A custom agent used instead of a template."""
 
     image: str = Field(min_length=1, description="Container image that holds the agent code.")
-    entrypoint: Entrypoint = Field(
-        description="The agent rollout function as `module:function`."
-    )
+    entrypoint: Entrypoint = Field(description="The agent rollout function as `module:function`.")
     reward: Entrypoint | None = Field(
         None, description="Reward function as `module:function`; default: the reward components."
     )
@@ -131,7 +129,7 @@ class DatasetSpec(SpecModel):
         "auto", description="File format; `auto` guesses from the URI extension."
     )
     validation_fraction: FractionStr = Field(
-        "0.1", description="Share of rows held out for validation, e.g. \"0.1\"."
+        "0.1", description='Share of rows held out for validation, e.g. "0.1".'
     )
     secret_ref: SecretRef | None = Field(
         None, description="Secret with credentials for the dataset location."
@@ -160,7 +158,7 @@ class EarlyStopping(SpecModel):
 class Hyperparameters(SpecModel):
     """Training hyperparameters; each defaults to `auto`."""
 
-    learning_rate: AutoDecimal = Field("auto", description="Learning rate, e.g. \"1e-5\".")
+    learning_rate: AutoDecimal = Field("auto", description='Learning rate, e.g. "1e-5".')
     batch_size: AutoInt = Field("auto", description="Prompts per optimizer step.")
     max_steps: AutoInt = Field("auto", description="Optimizer steps; set this or epochs.")
     epochs: AutoInt = Field("auto", description="Passes over the dataset; set this or maxSteps.")
@@ -190,7 +188,7 @@ class RewardComponent(SpecModel):
     """One weighted term of the reward."""
 
     name: RewardName = Field(description="Which reward term.")
-    weight: DecimalStr = Field("1", description="Weight of this term, e.g. \"0.5\".")
+    weight: DecimalStr = Field("1", description='Weight of this term, e.g. "0.5".')
     params: dict[str, Any] = Field(
         default_factory=dict, description="Free-form settings of this term."
     )
@@ -502,7 +500,7 @@ class TrainingRunStatus(StatusModel):
 
     observed_generation: int | None = None
     phase: Phase | None = Field(None, description="Short summary; conditions are the truth.")
-    conditions: list[Condition] = Field(default_factory=list)
+    conditions: Conditions = Field(default_factory=list)
     resolved: Resolved | None = Field(None, description="The concrete settings `auto` became.")
     progress: Progress | None = None
     metrics: TrainingMetrics | None = None
@@ -528,8 +526,12 @@ class TrainingRun(KubeObject):
 PRINTER_COLUMNS = [
     {"name": "Template", "type": "string", "jsonPath": ".spec.template"},
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-    {"name": "Progress", "type": "integer", "jsonPath": ".status.progress.percent",
-     "description": "Percent of steps done"},
+    {
+        "name": "Progress",
+        "type": "integer",
+        "jsonPath": ".status.progress.percent",
+        "description": "Percent of steps done",
+    },
     {"name": "Reward", "type": "number", "jsonPath": ".status.metrics.reward.mean"},
     {"name": "Credits", "type": "integer", "jsonPath": ".status.cost.credits"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
