@@ -1,0 +1,1 @@
+"""Pure builders: validated spec + resolution -> child manifests (no I/O)."""

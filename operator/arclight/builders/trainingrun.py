@@ -1,0 +1,261 @@
+"""TrainingRun children (docs/architecture.md): config/report ConfigMaps, RBAC, the trainer
+Job of each attempt, the gateway Service and, for multi-node runs, a headless Service.
+
+Pure: ``run`` is the TrainingRun object (metadata + camelCase spec with defaults filled),
+``config`` the TrainerConfig of the attempt (from ``arclight.resolve`` plus any fixes).
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from arclight.builders.common import GROUP, child_metadata, owner_labels
+
+KIND = "TrainingRun"
+CONFIG_MOUNT = "/etc/arclight"
+ARTIFACTS_MOUNT = "/artifacts"
+GATEWAY_PORT, METRICS_PORT = 8080, 9090
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+ATTEMPT_LABEL = f"{GROUP}/attempt"
+APPLIED_SPEC_ANNOTATION = f"{GROUP}/applied-spec"
+OVERRIDES_ANNOTATION = f"{GROUP}/overrides"
+#: Spec fields that may change while a run is active; everything else is fixed per attempt.
+MUTABLE_FIELDS = frozenset({"suspend", "activeDeadlineSeconds", "ttlSecondsAfterFinished", "notify"})
+RUN_AS = 65532
+DEFAULT_CPU, DEFAULT_MEMORY = "1", "4Gi"
+#: Longest run name whose children (``<run>-trainer-<attempt>`` and pod names) stay valid.
+MAX_NAME_LENGTH = 40
+
+
+def config_name(run: str) -> str:
+    return f"{run}-config"
+
+
+def report_name(run: str) -> str:
+    return f"{run}-report"
+
+
+def trainer_name(run: str) -> str:
+    """Name of the ServiceAccount, Role and RoleBinding of the trainer."""
+    return f"{run}-trainer"
+
+
+def job_name(run: str, attempt: int) -> str:
+    return f"{run}-trainer-{attempt}"
+
+
+def gateway_name(run: str) -> str:
+    return f"{run}-gateway"
+
+
+def workers_name(run: str) -> str:
+    return f"{run}-workers"
+
+
+def immutable_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of the spec an attempt is built from (everything but MUTABLE_FIELDS)."""
+    return {k: v for k, v in spec.items() if k not in MUTABLE_FIELDS}
+
+
+def changed_fields(applied: Mapping[str, Any], spec: Mapping[str, Any]) -> list[str]:
+    """Top-level spec fields that differ between the applied and the current spec."""
+    current = immutable_spec(spec)
+    return sorted(k for k in set(applied) | set(current) if applied.get(k) != current.get(k))
+
+
+def pvc_claim(uri: str | None) -> str | None:
+    """The claim of a ``pvc://CLAIM/PATH`` URI, else None."""
+    if uri and uri.startswith("pvc://"):
+        return uri[len("pvc://"):].split("/", 1)[0] or None
+    return None
+
+
+def _meta(run: Mapping[str, Any], name: str, component: str, **labels: str) -> dict[str, Any]:
+    return child_metadata(run, name, component, labels or None)
+
+
+def build_config_map(run: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+    """ConfigMap ``<run>-config`` holding ``config.json`` (the TrainerConfig)."""
+    name = run["metadata"]["name"]
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": _meta(run, config_name(name), "config"),
+            "data": {"config.json": json.dumps(config, indent=2, sort_keys=True)}}
+
+
+def build_report_config_map(run: Mapping[str, Any]) -> dict[str, Any]:
+    """ConfigMap ``<run>-report``, created empty; the trainer fills it."""
+    name = run["metadata"]["name"]
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": _meta(run, report_name(name), "report"), "data": {}}
+
+
+def build_rbac(run: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """ServiceAccount, Role and RoleBinding ``<run>-trainer``: only the run's report is writable."""
+    name = run["metadata"]["name"]
+    sa = trainer_name(name)
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(run, sa, "trainer")},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": _meta(run, sa, "trainer"),
+         "rules": [{"apiGroups": [""], "resources": ["configmaps"],
+                    "resourceNames": [report_name(name)], "verbs": ["get", "patch", "update"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": _meta(run, sa, "trainer"),
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": sa},
+         "subjects": [{"kind": "ServiceAccount", "name": sa,
+                       "namespace": run["metadata"]["namespace"]}]},
+    ]
+
+
+def _resources(requested: Mapping[str, Any], resolved: Mapping[str, Any]) -> dict[str, Any]:
+    """Container resources: the spec's values, with the resolved ones where the spec says auto."""
+    wanted = dict(requested)
+    for key, value in resolved.items():
+        if wanted.get(key) in (None, "auto"):
+            wanted[key] = value
+    cpu = wanted.get("cpu") if wanted.get("cpu") not in (None, "auto") else DEFAULT_CPU
+    memory = wanted.get("memory") if wanted.get("memory") not in (None, "auto") else DEFAULT_MEMORY
+    requests = {"cpu": str(cpu), "memory": str(memory)}
+    limits: dict[str, str] = {"memory": str(memory)}
+    gpu = resolved.get("gpu") or requested.get("gpu") or {}
+    if gpu.get("type", "none") != "none" and int(gpu.get("count") or 0) > 0:
+        limits["nvidia.com/gpu"] = str(int(gpu["count"]))
+    return {"requests": requests, "limits": limits}
+
+
+def _volumes(spec: Mapping[str, Any], config: Mapping[str, Any], artifacts_claim: str | None
+             ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    name = config["run"]["name"]
+    claim = pvc_claim((spec.get("checkpoint") or {}).get("uri")) or artifacts_claim
+    artifacts = ({"persistentVolumeClaim": {"claimName": claim}} if claim else {"emptyDir": {}})
+    volumes = [{"name": "config", "configMap": {"name": config_name(name)}},
+               {"name": "artifacts", **artifacts},
+               {"name": "tmp", "emptyDir": {}}]
+    mounts = [{"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": True},
+              {"name": "artifacts", "mountPath": ARTIFACTS_MOUNT},
+              {"name": "tmp", "mountPath": "/tmp"}]
+    secret = ((spec.get("dataset") or {}).get("secretRef") or {}).get("name")
+    credentials_dir = (config.get("dataset") or {}).get("credentialsDir")
+    if secret and credentials_dir:
+        volumes.append({"name": "dataset-credentials", "secret": {"secretName": secret}})
+        mounts.append({"name": "dataset-credentials", "mountPath": credentials_dir,
+                       "readOnly": True})
+    return volumes, mounts
+
+
+def _env(config: Mapping[str, Any], nodes: int, job: str) -> list[dict[str, Any]]:
+    run = config["run"]
+    env = [{"name": "ARCLIGHT_RUN_NAME", "value": run["name"]},
+           {"name": "ARCLIGHT_RUN_NAMESPACE", "value": run["namespace"]},
+           {"name": "ARCLIGHT_ATTEMPT", "value": str(run["attempt"])},
+           {"name": "HOME", "value": "/tmp"}, {"name": "TMPDIR", "value": "/tmp"}]
+    if nodes > 1:
+        env += [{"name": "ARCLIGHT_NODES", "value": str(nodes)},
+                {"name": "ARCLIGHT_NODE_RANK", "valueFrom": {"fieldRef": {
+                    "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}},
+                {"name": "ARCLIGHT_MASTER_ADDR", "value": f"{job}-0.{workers_name(run['name'])}"}]
+    return env
+
+
+def build_job(run: Mapping[str, Any], config: Mapping[str, Any], *, image: str,
+              artifacts_claim: str | None, resolved_resources: Mapping[str, Any] | None = None,
+              overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The trainer Job ``<run>-trainer-<attempt>`` (backoffLimit 0: the operator retries).
+
+    ``resolved_resources`` (``status.resolved.resources``) fills what the spec leaves auto;
+    ``overrides`` (the automatic fixes in force) are recorded on the Job for the next attempt.
+    """
+    spec = run["spec"]
+    name = run["metadata"]["name"]
+    attempt = int(config["run"]["attempt"])
+    job = job_name(name, attempt)
+    nodes = int((config.get("resources") or {}).get("nodes") or 1)
+    queue = spec.get("queueName")
+    volumes, mounts = _volumes(spec, config, artifacts_claim)
+    pod_labels = {**owner_labels(KIND, name), "app.kubernetes.io/component": "trainer",
+                  ATTEMPT_LABEL: str(attempt)}
+    container = {
+        "name": "trainer",
+        "image": (spec.get("agent") or {}).get("image") or image,
+        "command": ["python", "-m", "arclight_trainer", "run", "--config",
+                    f"{CONFIG_MOUNT}/config.json"],
+        "ports": [{"name": "gateway", "containerPort": GATEWAY_PORT},
+                  {"name": "metrics", "containerPort": METRICS_PORT}],
+        "env": _env(config, nodes, job),
+        "resources": _resources(spec.get("resources") or {}, resolved_resources or {}),
+        "volumeMounts": mounts,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}},
+    }
+    pod_spec: dict[str, Any] = {
+        "serviceAccountName": trainer_name(name),
+        "restartPolicy": "Never",
+        "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS, "runAsGroup": RUN_AS,
+                            "fsGroup": RUN_AS, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [container],
+        "volumes": volumes,
+    }
+    resources = spec.get("resources") or {}
+    if resources.get("nodeSelector"):
+        pod_spec["nodeSelector"] = dict(resources["nodeSelector"])
+    if resources.get("tolerations"):
+        pod_spec["tolerations"] = [dict(t) for t in resources["tolerations"]]
+    job_spec: dict[str, Any] = {
+        "backoffLimit": 0,
+        "suspend": bool(spec.get("suspend")) or bool(queue),
+        "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
+    }
+    for field in ("activeDeadlineSeconds", "ttlSecondsAfterFinished"):
+        if spec.get(field) is not None:
+            job_spec[field] = int(spec[field])
+    if nodes > 1:
+        job_spec.update(completionMode="Indexed", completions=nodes, parallelism=nodes)
+        pod_spec["subdomain"] = workers_name(name)
+    extra = {KUEUE_QUEUE_LABEL: queue} if queue else {}
+    metadata = _meta(run, job, "trainer", **{ATTEMPT_LABEL: str(attempt)}, **extra)
+    metadata["annotations"] = {
+        APPLIED_SPEC_ANNOTATION: json.dumps(immutable_spec(spec), sort_keys=True,
+                                            separators=(",", ":")),
+        OVERRIDES_ANNOTATION: json.dumps(dict(overrides or {}), sort_keys=True),
+    }
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": job_spec}
+
+
+def build_gateway_service(run: Mapping[str, Any]) -> dict[str, Any]:
+    """Service ``<run>-gateway`` selecting the trainer pod (ports gateway and metrics)."""
+    name = run["metadata"]["name"]
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": _meta(run, gateway_name(name), "gateway"),
+            "spec": {"selector": {**owner_labels(KIND, name),
+                                  "app.kubernetes.io/component": "trainer"},
+                     "ports": [{"name": "gateway", "port": GATEWAY_PORT,
+                                "targetPort": "gateway"},
+                               {"name": "metrics", "port": METRICS_PORT,
+                                "targetPort": "metrics"}]}}
+
+
+def build_workers_service(run: Mapping[str, Any]) -> dict[str, Any]:
+    """Headless Service ``<run>-workers`` giving multi-node trainer pods stable DNS names."""
+    name = run["metadata"]["name"]
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": _meta(run, workers_name(name), "workers"),
+            "spec": {"clusterIP": "None", "publishNotReadyAddresses": True,
+                     "selector": {**owner_labels(KIND, name),
+                                  "app.kubernetes.io/component": "trainer"},
+                     "ports": [{"name": "gateway", "port": GATEWAY_PORT}]}}
+
+
+def build_children(run: Mapping[str, Any], config: Mapping[str, Any], *, image: str,
+                   artifacts_claim: str | None,
+                   resolved_resources: Mapping[str, Any] | None = None,
+                   overrides: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every child of the attempt, in the order to apply them (the Job last)."""
+    children = [build_config_map(run, config), build_report_config_map(run), *build_rbac(run),
+                build_gateway_service(run)]
+    if int((config.get("resources") or {}).get("nodes") or 1) > 1:
+        children.append(build_workers_service(run))
+    children.append(build_job(run, config, image=image, artifacts_claim=artifacts_claim,
+                              resolved_resources=resolved_resources, overrides=overrides))
+    return children

@@ -1,0 +1,1 @@
+"""The only modules that do I/O: Kubernetes API access (and later MLflow, ledger)."""
