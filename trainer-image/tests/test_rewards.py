@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from arclight_trainer.templates import get_template
 from arclight_trainer.templates.base import Episode, RewardError
 
@@ -120,3 +119,165 @@ def test_custom_component_calls_the_entrypoint():
 def test_bad_components_raise_reward_error(components, words):
     with pytest.raises(RewardError, match=words):
         get_template("math-solver").score(MATH, episode("Answer: 12"), components)
+
+
+# --- per template: right -> success, wrong -> lower and no success, malformed -> format 0 -------
+
+SQL = {"question": "How many orders are cancelled?",
+       "gold_sql": "SELECT COUNT(*) FROM orders WHERE status = 'cancelled'"}
+SUPPORT = {"message": "Hi, this is Omar. Where is my order 1042?",
+           "required_facts": ["shipped|on its way", "Webcam", "2024-03-18"],
+           "forbidden_content": ["lena.vogel@example.com", "guarantee"], "max_words": 40}
+EMAIL = {"sender": "Dana Ruiz", "email": "Hello, I was charged twice for invoice 5521. Dana",
+         "notes": "The duplicate charge on invoice 5521 is refunded within 5 business days.",
+         "required_facts": ["refund|refunded", "5521", "5 business days"],
+         "forbidden_content": ["INTERNAL", "guarantee"], "max_words": 80}
+CONTENT = {"brief": "Write a short product description of the Lumo desk lamp for students.",
+           "required_facts": ["Lumo", "three brightness levels|3 brightness levels", "USB-C"],
+           "forbidden_content": ["guarantee|guaranteed", "cheapest"],
+           "min_words": 10, "max_words": 40}
+PLAN = {"goal": "Bake bread", "tasks": ["shape loaf", "mix dough", "bake loaf"],
+        "dependencies": ["mix dough>shape loaf", "shape loaf>bake loaf"]}
+MEETING = {"request": "Find a 60-minute meeting time for Ana, Ben.",
+           "busy": {"Ana": ["09:00-10:00", "13:00-14:00"], "Ben": ["10:30-12:00"]},
+           "duration_minutes": 60, "day_start": "09:00", "day_end": "17:00"}
+RESEARCH = {"question": "Which river flows through Velmora?", "answers": ["Orr", "Orr river"],
+            "evidence_ids": ["p001"]}
+DOCQA = {"question": "Who founded Altora?", "passages": ["Altora was founded by Tariq Aziz.",
+                                                          "Bexwell was founded by Ellen Park."],
+         "answers": ["Tariq Aziz"], "evidence_ids": ["P1"]}
+CODE = {"task": "Write a Python function add_2(x) that returns x plus 2.",
+        "entry_point": "add_2",
+        "tests": [{"args": [0], "expected": 2}, {"args": [5], "expected": 7},
+                  {"args": [-3], "expected": -1}]}
+
+CASES = {
+    # template: (item, right reply, wrong reply, malformed reply)
+    "sql-agent": (SQL, "Answer: SELECT count(id) FROM orders WHERE status='cancelled';",
+                  "Answer: SELECT COUNT(*) FROM orders", "Answer: the number is 15"),
+    "customer-support": (
+        SUPPORT,
+        "Hi Omar, your order 1042 (1 Webcam) has shipped on 2024-03-18 and is on its way.",
+        "Hi Omar, we guarantee your order will arrive soon. Write to lena.vogel@example.com.",
+        "LOOKUP: 1042"),
+    "email-responder": (
+        EMAIL,
+        ("Hi Dana,\nSorry about invoice 5521: the duplicate charge is refunded within "
+        "5 business days.\nBest regards,\nSupport"),
+        "Hi Dana,\nWe looked at it and we guarantee it is fine.\nBest regards,\nSupport",
+        "refund"),
+    "content-writer": (
+        CONTENT,
+        ("Title: Light that studies with you\nThe Lumo desk lamp gives students three "
+        "brightness levels and charges over USB-C, so late nights stay bright and tidy."),
+        "Title: Lumo\nThe cheapest lamp, guaranteed to make you smarter.",
+        "lamp"),
+    "task-planner": (PLAN, "Answer: mix dough, shape loaf, bake loaf",
+                     "Answer: bake loaf, mix dough, shape loaf", "I would start baking"),
+    "meeting-scheduler": (MEETING, "Answer: 14:00", "Answer: 11:00", "Answer: sometime later"),
+    "research-assistant": (RESEARCH, "Answer: the Orr river [p001]", "Answer: Sarn [p002]",
+                           "It is a river."),
+    "document-qa": (DOCQA, "Answer: Tariq Aziz [P1]", "Answer: Ellen Park [P2]", "Tariq"),
+    "coding-assistant": (CODE, "```python\ndef add_2(x):\n    return x + 2\n```",
+                         "```python\ndef add_2(x):\n    return x * 2\n```",
+                         "add_2 adds two to x"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_right_answer_succeeds_with_high_reward(name):
+    item, right, _, _ = CASES[name]
+    get_template(name).validate_item(item, 1)
+    result = score(name, item, right)
+    assert result.success, result
+    assert result.components == {"taskSuccess": 1.0, "format": 1.0}
+    assert result.total == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_wrong_answer_fails_with_lower_reward(name):
+    item, right, wrong, _ = CASES[name]
+    result = score(name, item, wrong)
+    assert not result.success, result
+    assert result.components["taskSuccess"] < 1.0
+    assert result.total < score(name, item, right).total
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_malformed_output_has_format_zero_and_no_crash(name):
+    item, _, _, malformed = CASES[name]
+    result = score(name, item, malformed)
+    assert result.components["format"] == 0.0 and not result.success, result
+
+
+def test_sql_partial_credit_is_none_and_order_matters_only_with_order_by():
+    cheapest = {"question": "List the three cheapest products, cheapest first.",
+                "gold_sql": "SELECT name FROM products ORDER BY price ASC LIMIT 3"}
+    reversed_order = ("Answer: SELECT name FROM (SELECT name, price FROM products "
+                      "ORDER BY price ASC LIMIT 3) ORDER BY price DESC")
+    assert not score("sql-agent", cheapest, reversed_order).success
+    unordered = {"question": "List lighting products.",
+                 "gold_sql": "SELECT name FROM products WHERE category = 'lighting'"}
+    any_order = "Answer: SELECT name FROM products WHERE category='lighting' ORDER BY name DESC"
+    assert score("sql-agent", unordered, any_order).success
+
+
+def test_sql_answer_cannot_modify_the_database():
+    result = score("sql-agent", SQL, "Answer: DELETE FROM orders")
+    assert not result.success and result.components["format"] == 0.0
+    assert score("sql-agent", SQL, "Answer: SELECT COUNT(*) FROM orders WHERE "
+                                   "status = 'cancelled'").success
+
+
+def test_rubric_partial_credit_counts_rubric_items():
+    # mentions the status and product but not the date: 2 of 3 facts, forbidden absent, length ok
+    result = score("customer-support", SUPPORT,
+                   "Hi Omar, your Webcam order has shipped and is on its way.")
+    assert not result.success
+    assert result.components["taskSuccess"] == pytest.approx(5 / 6)
+
+
+def test_rubric_length_bound_is_enforced():
+    long_reply = ("Hi Omar, your order 1042 (Webcam) has shipped on 2024-03-18. " +
+                  "Thank you for shopping with us. " * 10)
+    result = score("customer-support", SUPPORT, long_reply)
+    assert not result.success and result.components["taskSuccess"] == pytest.approx(5 / 6)
+
+
+def test_safety_uses_the_items_forbidden_content():
+    comps = [{"name": "safety", "weight": "1", "params": {}}]
+    t = get_template("email-responder")
+    bad = episode("Hi Dana,\nINTERNAL: refund approved.\nBest,\nSupport")
+    good = episode(CASES["email-responder"][1])
+    assert t.score(EMAIL, bad, comps).components["safety"] == 0.0
+    assert t.score(EMAIL, good, comps).components["safety"] == 1.0
+
+
+def test_planner_partial_order_gets_partial_credit():
+    result = score("task-planner", PLAN, "Answer: 1. mix dough 2. bake loaf 3. shape loaf")
+    assert not result.success
+    assert result.components["taskSuccess"] == pytest.approx(2 / 3)
+    missing = score("task-planner", PLAN, "Answer: mix dough, shape loaf")
+    assert missing.components["taskSuccess"] == pytest.approx(1 / 3)
+
+
+def test_meeting_outside_hours_and_pm_times():
+    assert score("meeting-scheduler", MEETING, "Answer: 2pm").success
+    late = score("meeting-scheduler", MEETING, "Answer: 16:30")
+    assert not late.success and late.components["taskSuccess"] == pytest.approx(2 / 3)
+
+
+def test_code_partial_tests_and_sandbox_refusals():
+    half = "```python\ndef add_2(x):\n    return 2 if x == 0 else x + 3\n```"
+    assert score("coding-assistant", CODE, half).components["taskSuccess"] == pytest.approx(1 / 3)
+    sneaky = "```python\nimport os\ndef add_2(x):\n    return x + 2\n```"
+    result = score("coding-assistant", CODE, sneaky)
+    assert not result.success and result.components["format"] == 0.0
+    looping = "```python\ndef add_2(x):\n    while True:\n        pass\n```"
+    assert not score("coding-assistant", CODE, looping).success
+
+
+def test_research_wrong_citation_loses_citation_credit():
+    result = score("research-assistant", RESEARCH, "Answer: Orr [p002]")
+    assert not result.success
+    assert result.components["taskSuccess"] == pytest.approx(0.7)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 DATA_DIR = Path(__file__).parent / "data"
 
@@ -79,7 +79,7 @@ class Template(ABC):
     name: str = ""
     task_type: str = ""
     description: str = ""
-    default_reward: list[dict] = [
+    default_reward: ClassVar[list[dict]] = [
         {"name": "taskSuccess", "weight": "0.8", "params": {}},
         {"name": "format", "weight": "0.2", "params": {}},
     ]

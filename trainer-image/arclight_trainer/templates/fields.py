@@ -35,7 +35,7 @@ def number(item: dict, column: str) -> float:
     """A numeric cell as a float; ValueError when it is not a finite number."""
     value = item.get(column)
     if isinstance(value, bool):
-        raise ValueError(f"{value!r} is a boolean, not a number")
+        raise TypeError(f"{value!r} is a boolean, not a number")
     result = float(str(value).strip().replace(",", "")) if isinstance(value, str) else float(value)
     if not math.isfinite(result):
         raise ValueError(f"{value!r} is not a finite number")
@@ -67,7 +67,7 @@ def _decoded(value: Any, kind: type, what: str) -> Any:
         except json.JSONDecodeError as exc:
             raise ValueError(f"{value[:40]!r} is not {what} ({exc.msg})") from None
     if not isinstance(value, kind):
-        raise ValueError(f"{type(value).__name__} value is not {what}")
+        raise TypeError(f"{type(value).__name__} value is not {what}")
     return value
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import importlib
 import math
 import re
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from .base import Episode, RewardError, RewardResult
 
