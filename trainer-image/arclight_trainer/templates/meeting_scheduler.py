@@ -8,6 +8,12 @@ from .base import Column, DatasetError, Episode, Template, ToolError, final_repl
 from .fields import integer, mapping, text
 
 
+def busy_times(item: dict) -> dict[str, list[str]]:
+    """Busy intervals per person; people with no entry (null, as Parquet writes them) are free."""
+    return {str(p): [str(s) for s in slots] for p, slots in mapping(item, "busy").items()
+            if slots is not None}
+
+
 class MeetingScheduler(Template):
     name = "meeting-scheduler"
     task_type = "scheduling"
@@ -28,22 +34,21 @@ class MeetingScheduler(Template):
                 raise DatasetError("not a clock time", row=row, column=column,
                                    fix='write times as "HH:MM", e.g. "09:00"')
         try:
-            for slots in mapping(item, "busy").values():
+            for slots in busy_times(item).values():
                 for slot in slots:
-                    interval(str(slot))
+                    interval(slot)
         except (ValueError, TypeError, AttributeError) as exc:
             raise DatasetError(str(exc), row=row, column="busy",
                                fix='map each person to a list like ["09:00-10:30"]') from None
 
     def prompt(self, item: dict) -> str:
-        busy = "; ".join(f"{p} busy {', '.join(s)}" for p, s in mapping(item, "busy").items())
+        busy = "; ".join(f"{p} busy {', '.join(s)}" for p, s in busy_times(item).items())
         return (f"{text(item, 'request')} Hours {text(item, 'day_start')}-"
                 f"{text(item, 'day_end')}. {busy}.")
 
     def check(self, item: dict, start: int) -> Check:
         """The constraint checker's verdict on a start time (minutes after midnight)."""
-        return check_meeting(start, integer(item, "duration_minutes"),
-                             {p: [str(s) for s in v] for p, v in mapping(item, "busy").items()},
+        return check_meeting(start, integer(item, "duration_minutes"), busy_times(item),
                              text(item, "day_start"), text(item, "day_end"))
 
     def call_tool(self, item: dict, tool: str, argument: str) -> str:
