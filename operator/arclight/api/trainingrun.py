@@ -17,7 +17,6 @@ from arclight.api.common import (
     DecimalStr,
     Entrypoint,
     EnvVar,
-    FractionStr,
     GpuRequest,
     KubeObject,
     Name,
@@ -59,6 +58,7 @@ RewardName = Literal["taskSuccess", "format", "latency", "cost", "safety", "cust
 Phase = Literal["Pending", "Admitted", "Running", "Succeeded", "Failed", "Suspended"]
 
 DATASET_URI_PATTERN = r"^(s3|gs|https|pvc|configmap|sample)://.+$"
+OPEN_FRACTION_PATTERN = r"^0?\.[0-9]*[1-9][0-9]*$"
 CHECKPOINT_URI_PATTERN = r"^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/.*)?$"
 
 
@@ -128,8 +128,10 @@ class DatasetSpec(SpecModel):
     format: Literal["auto", "csv", "json", "jsonl", "parquet"] = Field(
         "auto", description="File format; `auto` guesses from the URI extension."
     )
-    validation_fraction: FractionStr = Field(
-        "0.1", description='Share of rows held out for validation, e.g. "0.1".'
+    validation_fraction: str = Field(
+        "0.1",
+        pattern=OPEN_FRACTION_PATTERN,
+        description='Share of rows held out for validation, above 0 and below 1, e.g. "0.1".',
     )
     secret_ref: SecretRef | None = Field(
         None, description="Secret with credentials for the dataset location."
@@ -364,7 +366,7 @@ class ResolvedHyperparameters(StatusModel):
     learning_rate: str
     batch_size: int
     group_size: int = Field(description="Rollouts per prompt (GRPO group).")
-    max_steps: int
+    max_steps: int | None = Field(None, description="Empty: the trainer derives it from epochs.")
     epochs: int | None = None
     gradient_accumulation: int
     scheduler: str

@@ -1,0 +1,317 @@
+"""Magic train: hand-checked resolutions of `auto`, and the TrainerConfig the trainer accepts."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+from arclight import catalog
+from arclight.api import TrainingRunStatus, trainingrun
+from arclight.resolve import ResolveError, resolve
+from arclight.settings import Settings
+from arclight_trainer.config import parse_config
+from arclight_trainer.templates import get_template
+
+pytestmark = pytest.mark.unit
+
+DATA = Path(__file__).resolve().parents[2] / "trainer-image/arclight_trainer/templates/data"
+PLATFORM = Settings()
+
+
+def _resolve(spec: dict, settings: Settings = PLATFORM, attempt: int = 1):
+    return resolve(
+        spec, name="demo", namespace="team-a", uid="uid-1", attempt=attempt, settings=settings
+    )
+
+
+def test_auto_everything_on_cpu():
+    resolved, config = _resolve({"template": "math-solver"})
+    # 240 sample rows, 10% held out -> 216 train rows; 216 / 4 = 54 steps per epoch,
+    # capped at 20 on CPU; a checkpoint every 20 // 2 = 10 steps.
+    assert resolved == {
+        "template": "math-solver",
+        "taskType": "math",
+        "dataset": {
+            "uri": "sample://math-solver",
+            "format": "jsonl",
+            "size": 240,
+            "validationFraction": "0.1",
+        },
+        "model": {"base": "smollm2-135m-instruct", "adapter": "lora"},
+        "algorithm": "grpo",
+        "backend": "cpu",
+        "hyperparameters": {
+            "learningRate": "1e-4",
+            "batchSize": 4,
+            "groupSize": 4,
+            "maxSteps": 20,
+            "epochs": None,
+            "gradientAccumulation": 1,
+            "scheduler": "constant",
+            "optimizer": "adamw",
+            "warmupSteps": 0,
+            "klCoef": "0.02",
+            "clipRange": "0.2",
+            "rewardScale": "1",
+            "rewardClip": "5",
+            "earlyStopping": None,
+            "maxNewTokens": 48,
+            "temperature": "1.0",
+        },
+        "resources": {"gpu": {"type": "none", "count": 0}, "cpu": "2", "memory": "4Gi", "nodes": 1},
+        "rollouts": {"workers": 2, "concurrency": 4, "timeoutSeconds": 120},
+        "checkpoint": {"everySteps": 10, "keep": 2, "dir": "/artifacts/team-a/demo"},
+    }
+    assert config["run"] == {"name": "demo", "namespace": "team-a", "uid": "uid-1", "attempt": 1}
+    assert config["reward"]["components"] == [
+        {"name": "taskSuccess", "weight": "0.8", "params": {}},
+        {"name": "format", "weight": "0.2", "params": {}},
+    ]
+    assert config["report"] == {"configMap": "demo-report", "namespace": "team-a"}
+    assert config["tracking"] == {"mlflow": None} and config["resumeFrom"] is None
+    assert config["hyperparameters"] == resolved["hyperparameters"]
+    assert parse_config(config).hyperparameters.max_steps == 20
+
+
+def test_explicit_values_are_kept():
+    spec = {
+        "template": "sql-agent",
+        "dataset": {"uri": "s3://bucket/train.parquet", "validationFraction": "0.2"},
+        "model": {"base": "acme/sql-7b", "adapter": "full"},
+        "algorithm": "ppo",
+        "hyperparameters": {
+            "learningRate": "3e-6",
+            "batchSize": 8,
+            "maxSteps": 12,
+            "gradientAccumulation": 2,
+            "scheduler": "cosine",
+            "optimizer": "sgd",
+            "warmupSteps": 3,
+            "klCoef": "0.1",
+            "rewardScale": "2",
+            "rewardClip": "3",
+            "earlyStopping": {"metric": "successRate", "patience": 2, "minDelta": "0.01"},
+        },
+        "reward": {"components": [{"name": "taskSuccess", "weight": "1", "params": {"k": 1}}]},
+        "resources": {"cpu": "3", "memory": "6Gi"},
+        "rollouts": {"workers": 3, "concurrency": 5, "timeoutSeconds": 60},
+        "checkpoint": {"everySteps": 5, "keep": 4, "uri": "pvc://checkpoints/exp-1"},
+    }
+    resolved, config = _resolve(spec)
+    assert resolved["dataset"] == {
+        "uri": "s3://bucket/train.parquet",
+        "format": "parquet",
+        "size": None,
+        "validationFraction": "0.2",
+    }
+    assert resolved["model"] == {"base": "acme/sql-7b", "adapter": "full"}
+    assert resolved["algorithm"] == "ppo"
+    hp = resolved["hyperparameters"]
+    assert (hp["learningRate"], hp["batchSize"], hp["maxSteps"], hp["epochs"]) == (
+        "3e-6",
+        8,
+        12,
+        None,
+    )
+    assert (hp["gradientAccumulation"], hp["scheduler"], hp["optimizer"]) == (2, "cosine", "sgd")
+    assert (hp["warmupSteps"], hp["klCoef"], hp["rewardScale"], hp["rewardClip"]) == (
+        3,
+        "0.1",
+        "2",
+        "3",
+    )
+    assert hp["earlyStopping"] == {"metric": "successRate", "patience": 2, "minDelta": "0.01"}
+    assert resolved["resources"] == {
+        "gpu": {"type": "none", "count": 0},
+        "cpu": "3",
+        "memory": "6Gi",
+        "nodes": 1,
+    }
+    assert resolved["rollouts"] == {"workers": 3, "concurrency": 5, "timeoutSeconds": 60}
+    assert resolved["checkpoint"] == {"everySteps": 5, "keep": 4, "dir": "/artifacts/exp-1"}
+    assert config["reward"]["components"] == [
+        {"name": "taskSuccess", "weight": "1", "params": {"k": 1}}
+    ]
+    assert parse_config(config).model.adapter == "full"
+
+
+def test_gpu_request_selects_verl_and_sizes_from_the_gpus():
+    resolved, config = _resolve(
+        {"template": "math-solver", "resources": {"gpu": {"type": "a100", "count": 2}, "nodes": 2}}
+    )
+    assert resolved["backend"] == config["backend"] == "verl"
+    # 32 prompts per A100 x 2 GPUs x 2 nodes = 128 (below the 216 train rows);
+    # auto steps on GPU are one epoch: ceil(216 / 128) = 2.
+    assert resolved["hyperparameters"]["batchSize"] == 128
+    assert resolved["hyperparameters"]["maxSteps"] == 2
+    assert resolved["resources"] == {
+        "gpu": {"type": "a100", "count": 2},
+        "cpu": "8",
+        "memory": "32Gi",
+        "nodes": 2,
+    }
+    assert resolved["rollouts"] == {"workers": 4, "concurrency": 16, "timeoutSeconds": 120}
+    assert config["resources"] == {"gpu": {"type": "a100", "count": 2}, "nodes": 2}
+    parse_config(config)
+
+
+def test_auto_batch_never_exceeds_the_training_rows():
+    resolved, _ = _resolve({"template": "content-writer", "resources": {"gpu": {"type": "h100"}}})
+    # 60 rows, 6 held out -> 54 train rows: 32 per H100 fits, 4 x 32 = 128 is cut to 54.
+    assert resolved["hyperparameters"]["batchSize"] == 32
+    resolved, _ = _resolve(
+        {"template": "content-writer", "resources": {"gpu": {"type": "h100", "count": 4}}}
+    )
+    assert resolved["hyperparameters"]["batchSize"] == 54
+
+
+def test_epochs_become_steps_from_the_dataset_size():
+    resolved, config = _resolve(
+        {
+            "template": "math-solver",
+            "dataset": {"validationFraction": "0.25"},
+            "hyperparameters": {"epochs": 2, "batchSize": 8},
+        }
+    )
+    # 240 rows, 60 held out -> 180 train rows; ceil(180 / 8) = 23 steps x 2 epochs = 46,
+    # not capped: epochs were asked for explicitly.
+    assert resolved["hyperparameters"]["maxSteps"] == 46
+    assert resolved["hyperparameters"]["epochs"] == 2
+    assert resolved["checkpoint"]["everySteps"] == 23
+    assert parse_config(config).hyperparameters.total_steps(180) == 46
+
+
+def test_epochs_on_a_dataset_of_unknown_size_are_left_to_the_trainer():
+    resolved, config = _resolve(
+        {
+            "template": "math-solver",
+            "dataset": {"uri": "gs://b/math.jsonl"},
+            "hyperparameters": {"epochs": 3},
+        }
+    )
+    assert resolved["dataset"]["size"] is None
+    assert (resolved["hyperparameters"]["maxSteps"], resolved["hyperparameters"]["epochs"]) == (
+        None,
+        3,
+    )
+    assert resolved["checkpoint"]["everySteps"] == 50
+    # The trainer derives the steps once it has read the data: 3 x ceil(300 / 4) = 225.
+    assert parse_config(config).hyperparameters.total_steps(300) == 225
+
+
+def test_unknown_size_and_auto_steps_use_the_backend_default():
+    resolved, _ = _resolve({"template": "math-solver", "dataset": {"uri": "https://h/m.csv"}})
+    assert resolved["dataset"]["format"] == "csv"
+    assert resolved["hyperparameters"]["maxSteps"] == catalog.CPU_MAX_STEPS
+
+
+def test_learning_rate_follows_the_adapter():
+    rates = {
+        adapter: _resolve({"template": "math-solver", "model": {"adapter": adapter}})[0][
+            "hyperparameters"
+        ]["learningRate"]
+        for adapter in ("auto", "lora", "full")
+    }
+    assert rates == {"auto": "1e-4", "lora": "1e-4", "full": "1e-5"}
+
+
+def test_algorithm_defaults_never_pick_sft():
+    chosen = {name: _resolve({"template": name})[0]["algorithm"] for name in trainingrun.TEMPLATES}
+    assert "sft" not in chosen.values()
+    assert chosen["math-solver"] == chosen["sql-agent"] == chosen["coding-assistant"] == "grpo"
+    assert chosen["content-writer"] == chosen["email-responder"] == "apo"
+    assert _resolve({"template": "content-writer", "algorithm": "sft"})[0]["algorithm"] == "sft"
+
+
+def test_custom_agent():
+    spec = {
+        "agent": {
+            "image": "ghcr.io/acme/agent:1",
+            "entrypoint": "acme.agent:run",
+            "reward": "acme.agent:score",
+            "env": [{"name": "MODE", "value": "fast"}],
+        },
+        "dataset": {"uri": "configmap://tasks/train.csv", "secretRef": {"name": "creds"}},
+    }
+    resolved, config = _resolve(spec)
+    assert (resolved["template"], resolved["taskType"], resolved["algorithm"]) == (
+        None,
+        "custom",
+        "grpo",
+    )
+    assert resolved["dataset"]["format"] == "csv"
+    assert config["agent"] == {
+        "image": "ghcr.io/acme/agent:1",
+        "entrypoint": "acme.agent:run",
+        "reward": "acme.agent:score",
+        "env": [{"name": "MODE", "value": "fast"}],
+    }
+    assert config["reward"]["components"] == [{"name": "custom", "weight": "1", "params": {}}]
+    assert config["dataset"]["credentialsDir"] == "/var/run/arclight/dataset-credentials"
+    parse_config(config)
+
+
+def test_mlflow_tracking_when_the_platform_has_it():
+    settings = Settings(mlflow_uri="http://mlflow.arclight-system:5000")
+    _, config = _resolve({"template": "math-solver"}, settings=settings)
+    assert config["tracking"]["mlflow"] == {
+        "trackingUri": "http://mlflow.arclight-system:5000",
+        "experiment": "team-a",
+        "registeredModel": None,
+    }
+    _, config = _resolve(
+        {
+            "template": "math-solver",
+            "tracking": {"mlflow": {"experiment": "math", "registeredModel": "math-agent"}},
+        },
+        settings=settings,
+    )
+    assert config["tracking"]["mlflow"]["experiment"] == "math"
+    assert config["tracking"]["mlflow"]["registeredModel"] == "math-agent"
+    parse_config(config)
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"template": "math-solver", "dataset": {"uri": "s3://b/data.xlsx"}}, "dataset.format"),
+        ({"template": "math-solver", "dataset": {"uri": "s3://b/data"}}, "dataset.format"),
+        ({"template": "math-solver", "dataset": {"uri": "sample://chess"}}, "dataset.uri"),
+    ],
+)
+def test_unresolvable_specs_name_the_field(spec, field):
+    with pytest.raises(ResolveError, match=field):
+        _resolve(spec)
+
+
+def test_explicit_format_wins_over_the_extension():
+    spec = {"template": "math-solver", "dataset": {"uri": "s3://b/data.txt", "format": "jsonl"}}
+    assert _resolve(spec)[0]["dataset"]["format"] == "jsonl"
+
+
+def test_pure_and_deterministic():
+    spec = {"template": "task-planner", "hyperparameters": {"maxSteps": 6}}
+    before = copy.deepcopy(spec)
+    first = _resolve(spec, attempt=2)
+    assert first == _resolve(spec, attempt=2) and spec == before
+    assert first.trainer_config["run"]["attempt"] == 2
+    first.resolved["hyperparameters"]["batchSize"] = 1  # callers may apply fixes in place
+    assert first.trainer_config["hyperparameters"]["batchSize"] == 4
+
+
+def test_resolved_fits_the_status_schema():
+    for name in trainingrun.TEMPLATES:
+        resolved, _ = _resolve({"template": name})
+        status = TrainingRunStatus.model_validate({"resolved": resolved})
+        assert status.model_dump(by_alias=True, mode="json")["resolved"] == resolved
+
+
+def test_catalog_matches_the_trainer_templates():
+    assert tuple(catalog.TEMPLATES) == trainingrun.TEMPLATES
+    for name, info in catalog.TEMPLATES.items():
+        template = get_template(name)
+        assert info.task_type == template.task_type, name
+        assert list(info.default_reward) == template.default_reward, name
+        rows = [line for line in (DATA / f"{name}.jsonl").read_text().splitlines() if line.strip()]
+        assert info.sample_rows == len(rows), name
