@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Self, get_args
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
@@ -14,7 +14,6 @@ VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 CATEGORIES = ["arclight"]
 
-DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 DECIMAL_PATTERN = r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?$"
 FRACTION_PATTERN = r"^(0(\.[0-9]+)?|1(\.0+)?|\.[0-9]+)$"
@@ -72,7 +71,6 @@ Rate = Annotated[
 Entrypoint = Annotated[str, Field(pattern=ENTRYPOINT_PATTERN)]
 """A Python callable as `module:function`."""
 GpuType = Literal["none", "t4", "l4", "a10", "v100", "a100", "h100", "h200"]
-GPU_TYPES: tuple[str, ...] = get_args(GpuType)
 
 
 class SpecModel(BaseModel):
@@ -126,12 +124,6 @@ Conditions = Annotated[
     ),
 ]
 """A status' condition list: a map keyed by condition type."""
-
-
-class ObjectReference(SpecModel):
-    """A reference to an object in the same namespace."""
-
-    name: Name = Field(description="Name of the referenced object.")
 
 
 class SecretRef(SpecModel):
