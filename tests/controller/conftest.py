@@ -1,0 +1,130 @@
+"""The operator as a real subprocess (``kopf run -m controllers``) against the test cluster."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from kube import wait_until
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+REPO = Path(__file__).resolve().parents[2]
+KOPF = Path(sys.executable).with_name("kopf")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def crds(cluster) -> list[str]:
+    """Apply the generated CRDs (crds/*.yaml) and wait until they are established."""
+    ext = client.ApiextensionsV1Api(cluster.api)
+    names = []
+    for path in sorted((REPO / "crds").glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        names.append(crd["metadata"]["name"])
+        try:
+            ext.create_custom_resource_definition(crd)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            current = ext.read_custom_resource_definition(crd["metadata"]["name"])
+            crd["metadata"]["resourceVersion"] = current.metadata.resource_version
+            ext.replace_custom_resource_definition(crd["metadata"]["name"], crd)
+
+    def established() -> bool:
+        for name in names:
+            conds = ext.read_custom_resource_definition(name).status.conditions or []
+            if not any(c.type == "Established" and c.status == "True" for c in conds):
+                return False
+        return True
+
+    wait_until(established, timeout=30, what="CRDs established")
+    return names
+
+
+class OperatorProcess:
+    """``kopf run`` in a subprocess; its log goes to a file shown when a test fails."""
+
+    def __init__(self, kubeconfig: str, log_path: Path) -> None:
+        self.kubeconfig, self.log_path = kubeconfig, log_path
+        self.metrics_port = _free_port()
+        self.liveness_port = _free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "KUBECONFIG": self.kubeconfig,
+               "ARCLIGHT_METRICS_PORT": str(self.metrics_port),
+               "ARCLIGHT_RESYNC_SECONDS": "3",
+               "ARCLIGHT_TRAINER_IMAGE": "docker.io/arclight/trainer:test",
+               "PYTHONPATH": str(REPO)}
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [str(KOPF), "run", "-m", "controllers", "--all-namespaces", "--standalone",
+             f"--liveness=http://127.0.0.1:{self.liveness_port}/healthz"],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        wait_until(self.ready, timeout=60, what="operator /readyz and /healthz")
+
+    def ready(self) -> bool:
+        if self.proc is None or self.proc.poll() is not None:
+            raise RuntimeError(f"operator exited:\n{self.log_tail()}")
+        try:
+            for url in (f"http://127.0.0.1:{self.metrics_port}/readyz",
+                        f"http://127.0.0.1:{self.liveness_port}/healthz"):
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    if resp.status != 200:
+                        return False
+        except OSError:
+            return False
+        return True
+
+    def metrics(self) -> str:
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.read().decode()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log_tail(self, lines: int = 60) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@pytest.fixture(scope="session")
+def operator(cluster, crds, tmp_path_factory) -> Iterator[OperatorProcess]:
+    """The running operator (session-wide; tests may restart it)."""
+    proc = OperatorProcess(cluster.kubeconfig, tmp_path_factory.mktemp("operator") / "kopf.log")
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    op = item.funcargs.get("operator") if hasattr(item, "funcargs") else None
+    if report.when == "call" and report.failed and isinstance(op, OperatorProcess):
+        report.sections.append(("operator log", op.log_tail()))
