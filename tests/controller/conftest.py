@@ -128,3 +128,19 @@ def pytest_runtest_makereport(item, call):
     op = item.funcargs.get("operator") if hasattr(item, "funcargs") else None
     if report.when == "call" and report.failed and isinstance(op, OperatorProcess):
         report.sections.append(("operator log", op.log_tail()))
+
+
+@pytest.fixture
+def start_operator(tmp_path) -> Iterator:
+    """Start extra operator processes with a given kubeconfig (stopped after the test)."""
+    started: list[OperatorProcess] = []
+
+    def start(kubeconfig: str) -> OperatorProcess:
+        proc = OperatorProcess(kubeconfig, tmp_path / f"kopf-{len(started)}.log")
+        started.append(proc)
+        proc.start()
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
