@@ -1,0 +1,356 @@
+"""The CPU backend: GRPO on the in-process torch policy, rollouts through Agent Lightning.
+
+Per step: `batchSize` training items x `groupSize` rollouts run as real agent subprocesses
+(agl-controller) whose model calls go through agl-server to the policy server, which
+records token ids and behaviour log-probs. The triplets and rewards come back from the
+gateway; rewards are shaped and normalised per group, and one optimizer step is taken
+(split into `gradientAccumulation` micro-batches).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import get_scheduler
+
+from ..checkpoints import checkpoint_uri, load_state, resolve_resume, save_checkpoint
+from ..config import decimal_value
+from ..failures import TrainerFailure
+from ..grpo import group_advantages, policy_loss, sequence_logprobs, shape_rewards
+from ..modeling import (attach_adapter, load_base, load_trainable_state, reference_copy,
+                        save_merged)
+from ..policy_server import PolicyServer
+from ..report import now_iso
+from ..rollouts import RolloutClient, RolloutResult, Task
+from ..topology import AglTopology, print_log_tail
+from .base import Backend, RunContext, RunOutcome
+
+MAX_ABS_LOSS = 100.0
+MAX_GRAD_NORM = 1.0
+DIVERGED_HINTS = ["Lower hyperparameters.learningRate (for example by 10x).",
+                  "Raise hyperparameters.warmupSteps or lower rewardScale."]
+
+
+@dataclass
+class Sample:
+    prompt_ids: list[int]
+    response_ids: list[int]
+    old_logprobs: list[float]
+    advantage: float
+
+
+def build_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+    """AdamW, Adam or SGD over the trainable parameters."""
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    return torch.optim.SGD(params, lr=lr, momentum=0.9)
+
+
+def scheduler_name(name: str) -> str:
+    """transformers' scheduler name for the API's `constant|linear|cosine` (warmup included)."""
+    return "constant_with_warmup" if name == "constant" else name
+
+
+def make_samples(results: list[RolloutResult], scale: float, clip: float) -> list[Sample]:
+    """Training samples from finished rollouts: each model call carries its rollout's advantage."""
+    scored = [r for r in results if r.reward is not None and r.triplets]
+    shaped = shape_rewards([r.reward for r in scored], scale, clip)
+    advantages = group_advantages(shaped, [r.data_id for r in scored])
+    samples = []
+    for result, advantage in zip(scored, advantages):
+        if advantage == 0.0:
+            continue
+        for t in result.triplets:
+            if t.logprobs is not None and len(t.logprobs) == len(t.response_ids):
+                samples.append(Sample(t.prompt_ids, t.response_ids, t.logprobs, advantage))
+    return samples
+
+
+def collate(samples: list[Sample], pad_id: int):
+    """Right-padded sequences, attention and response masks, old log-probs, advantages."""
+    width = max(len(s.prompt_ids) + len(s.response_ids) for s in samples)
+    n = len(samples)
+    sequences = torch.full((n, width), pad_id, dtype=torch.long)
+    attention = torch.zeros((n, width), dtype=torch.long)
+    response = torch.zeros((n, width), dtype=torch.float32)
+    old = torch.zeros((n, width), dtype=torch.float32)
+    for row, s in enumerate(samples):
+        p, r = len(s.prompt_ids), len(s.response_ids)
+        sequences[row, :p + r] = torch.tensor(s.prompt_ids + s.response_ids)
+        attention[row, :p + r] = 1
+        response[row, p:p + r] = 1.0
+        old[row, p:p + r] = torch.tensor(s.old_logprobs)
+    advantages = torch.tensor([s.advantage for s in samples], dtype=torch.float32)
+    return sequences, attention, response, old, advantages
+
+
+class ItemSampler:
+    """Deterministic epochs over the training items (reshuffled each epoch from the seed)."""
+
+    def __init__(self, count: int, seed: int) -> None:
+        self.count, self.rng = count, random.Random(seed)
+        self.order: list[int] = []
+        self.epoch = 0
+
+    def take(self, n: int) -> list[int]:
+        picked: list[int] = []
+        while len(picked) < n:
+            if not self.order:
+                self.order = list(range(self.count))
+                self.rng.shuffle(self.order)
+                self.epoch += 1
+            picked.append(self.order.pop())
+        return picked
+
+
+class CpuBackend(Backend):
+    name = "cpu"
+
+    def run(self, ctx: RunContext) -> RunOutcome:
+        config, hp = ctx.config, ctx.config.hyperparameters
+        torch.manual_seed(config.seed)
+        model, tokenizer = load_base(config.model.base)
+        model = attach_adapter(model, config.model.adapter)
+        kl_coef = decimal_value(hp.kl_coef)
+        reference = reference_copy(model) if kl_coef > 0 else None
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = build_optimizer(hp.optimizer, params, decimal_value(hp.learning_rate))
+        total = hp.total_steps(len(ctx.train_items))
+        scheduler = get_scheduler(scheduler_name(hp.scheduler), optimizer,
+                                  num_warmup_steps=hp.warmup_steps, num_training_steps=total)
+        sampler = ItemSampler(len(ctx.train_items), config.seed)
+        root = Path(config.checkpoint.dir)
+        start_step = 0
+        if config.resume_from:
+            path = resolve_resume(config.resume_from, root)
+            state = load_state(path)
+            load_trainable_state(model, state["trainable"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            start_step = int(state["step"])
+            sampler.rng.setstate(state["sampler_rng"])
+            sampler.order, sampler.epoch = list(state["sampler_order"]), state["sampler_epoch"]
+            print(f"resumed from {path} at step {start_step}", flush=True)
+
+        temperature = decimal_value(hp.temperature)
+        server = PolicyServer(model, tokenizer, model_name="policy",
+                              default_max_tokens=hp.max_new_tokens, seed=config.seed)
+        server.start()
+        topology = AglTopology(ctx.workdir / "agl", policy_url=server.base_url,
+                               train_temperature=temperature,
+                               concurrency=max(config.rollouts.concurrency,
+                                               config.rollouts.workers))
+        try:
+            with topology, topology.client(timeout=60) as api:
+                client = RolloutClient(api, template=ctx.template.name, components=ctx.components,
+                                       max_tokens=hp.max_new_tokens, temperature=temperature,
+                                       timeout_s=config.rollouts.timeout_seconds)
+                loop = _Loop(ctx, model, tokenizer, reference, optimizer, scheduler, sampler,
+                             server, client, kl_coef, total)
+                before = loop.evaluate("before")
+                steps = loop.train(start_step)
+                after = loop.evaluate("after")
+        except TrainerFailure:
+            print_log_tail(topology.log_path)
+            raise
+        finally:
+            server.stop()
+        final_dir = save_merged(model, tokenizer, root / "final")
+        ctx.reporter.update(bestCheckpoint={
+            "step": steps, "uri": checkpoint_uri(root, final_dir), "metric": "validationReward",
+            "value": after})
+        return RunOutcome(validation_before=before, validation_after=after,
+                          model_dir=final_dir, steps=steps)
+
+
+class _Loop:
+    """The training loop's state for one run (rollouts, updates, reports)."""
+
+    def __init__(self, ctx: RunContext, model, tokenizer, reference, optimizer, scheduler,
+                 sampler: ItemSampler, server: PolicyServer, client: RolloutClient,
+                 kl_coef: float, total: int) -> None:
+        self.ctx, self.model, self.tokenizer, self.reference = ctx, model, tokenizer, reference
+        self.optimizer, self.scheduler, self.sampler = optimizer, scheduler, sampler
+        self.server, self.client, self.kl_coef, self.total = server, client, kl_coef, total
+        hp = ctx.config.hyperparameters
+        self.hp = hp
+        self.clip_range = decimal_value(hp.clip_range)
+        self.scale, self.clip = decimal_value(hp.reward_scale), decimal_value(hp.reward_clip)
+        self.temperature = decimal_value(hp.temperature)
+        self.last_validation: float | None = None
+
+    def rollouts(self, tasks: list[Task], *, train: bool) -> list[RolloutResult]:
+        results = self.client.run(tasks, train=train)
+        for result in results:
+            if result.reward_error:
+                raise TrainerFailure("RewardError", result.reward_error, [
+                    "Check reward.components names, weights (decimal strings) and params."])
+        if self.server.unhealthy:
+            raise TrainerFailure("Diverged", self.server.unhealthy, DIVERGED_HINTS)
+        if all(r.reward is None for r in results):
+            errors = sorted({r.error or "no reward" for r in results})
+            raise TrainerFailure("RolloutsFailed", f"every rollout failed: {'; '.join(errors)}",
+                                 ["Raise rollouts.timeoutSeconds or lower maxNewTokens."])
+        return results
+
+    def evaluate(self, label: str) -> float:
+        """Mean greedy reward on the validation split (failed rollouts count as 0)."""
+        tasks = [Task(f"val-{i}", item) for i, item in enumerate(self.ctx.val_items)]
+        results = self.rollouts(tasks, train=False)
+        value = statistics.fmean(r.reward if r.reward is not None else 0.0 for r in results)
+        success = statistics.fmean(float(r.success) for r in results)
+        print(f"validation {label}: reward={value:.4f} success={success:.2f} "
+              f"({len(results)} items)", flush=True)
+        self.last_validation = value
+        self.ctx.metrics.validation_reward.set(value)
+        return value
+
+    def train(self, start_step: int) -> int:
+        """Run optimizer steps until maxSteps (or early stopping); return the last step."""
+        hp, ctx = self.hp, self.ctx
+        stopper = _EarlyStopper(hp.early_stopping)
+        ctx.metrics.total_steps.set(self.total)
+        started = time.monotonic()
+        step = start_step
+        while step < self.total:
+            step += 1
+            t0 = time.monotonic()
+            indexes = self.sampler.take(hp.batch_size)
+            tasks = [Task(f"s{step}-i{i}", ctx.train_items[i])
+                     for i in indexes for _ in range(hp.group_size)]
+            results = self.rollouts(tasks, train=True)
+            rollout_s = time.monotonic() - t0
+            stats = self.update(make_samples(results, self.scale, self.clip), step)
+            elapsed = time.monotonic() - t0
+            rewards = [r.reward for r in results if r.reward is not None]
+            self.publish(step, results, rewards, stats, len(tasks) / elapsed,
+                         (time.monotonic() - started) / (step - start_step))
+            print(f"step {step}/{self.total} reward={statistics.fmean(rewards):.3f} "
+                  f"loss={stats['loss']:.4f} kl={stats['kl']:.4f} samples={stats['samples']} "
+                  f"rollouts={rollout_s:.1f}s update={elapsed - rollout_s:.1f}s", flush=True)
+            every = ctx.config.checkpoint.every_steps
+            if every and step % every == 0 and step < self.total:
+                self.checkpoint(step, statistics.fmean(rewards))
+            if stopper.should_stop(statistics.fmean(rewards)):
+                print(f"early stopping at step {step}", flush=True)
+                break
+        return step
+
+    def update(self, samples: list[Sample], step: int) -> dict:
+        """One optimizer step over `samples` (micro-batched); raises Diverged on a blow-up."""
+        stats = {"loss": 0.0, "policyLoss": 0.0, "kl": 0.0, "clipFraction": 0.0,
+                 "samples": len(samples), "gradNorm": 0.0}
+        if not samples:
+            self.scheduler.step()
+            return stats
+        chunks = max(1, min(self.hp.gradient_accumulation, len(samples)))
+        size = math.ceil(len(samples) / chunks)
+        pad = self.tokenizer.pad_token_id
+        with self.server.lock:
+            self.optimizer.zero_grad(set_to_none=True)
+            for start in range(0, len(samples), size):
+                part = samples[start:start + size]
+                seq, att, resp, old, adv = collate(part, pad)
+                ref = None
+                if self.kl_coef > 0:
+                    with torch.no_grad():
+                        ref = self.reference_logprobs(seq, att, resp)
+                new = sequence_logprobs(self.model, seq, att, resp, self.temperature)
+                terms = policy_loss(new, old, ref, adv, resp, clip_range=self.clip_range,
+                                    kl_coef=self.kl_coef)
+                weight = len(part) / len(samples)
+                loss_value = float(terms.loss.detach())
+                if not math.isfinite(loss_value) or abs(loss_value) > MAX_ABS_LOSS:
+                    raise TrainerFailure("Diverged", f"loss {loss_value:.4g} at step {step} is "
+                                         "not finite or exploded", DIVERGED_HINTS)
+                (terms.loss * weight).backward()
+                stats["loss"] += loss_value * weight
+                stats["policyLoss"] += terms.policy_loss * weight
+                stats["kl"] += terms.kl * weight
+                stats["clipFraction"] += terms.clip_fraction * weight
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            norm = float(torch.nn.utils.clip_grad_norm_(params, MAX_GRAD_NORM))
+            if not math.isfinite(norm):
+                raise TrainerFailure("Diverged", f"gradient norm is {norm} at step {step}",
+                                     DIVERGED_HINTS)
+            self.optimizer.step()
+            self.scheduler.step()
+            if not all(torch.isfinite(p).all() for p in params):
+                raise TrainerFailure("Diverged", f"weights became non-finite at step {step}",
+                                     DIVERGED_HINTS)
+        stats["gradNorm"] = norm
+        return stats
+
+    def reference_logprobs(self, seq, att, resp) -> torch.Tensor:
+        if self.reference is not None:
+            return sequence_logprobs(self.reference, seq, att, resp, self.temperature)
+        with self.model.disable_adapter():
+            return sequence_logprobs(self.model, seq, att, resp, self.temperature)
+
+    def publish(self, step: int, results: list[RolloutResult], rewards: list[float], stats: dict,
+                samples_per_s: float, seconds_per_step: float) -> None:
+        ctx = self.ctx
+        mean = statistics.fmean(rewards)
+        success = statistics.fmean(float(r.success) for r in results)
+        metrics = {"reward": {"mean": mean, "min": min(rewards), "max": max(rewards),
+                              "std": statistics.pstdev(rewards)},
+                   "validationReward": self.last_validation, "successRate": success,
+                   "policyLoss": stats["policyLoss"], "valueLoss": None, "loss": stats["loss"],
+                   "stepsPerSecond": 1.0 / seconds_per_step, "samplesPerSecond": samples_per_s,
+                   "gpuUtilization": None, "gpuMemoryBytes": None}
+        progress = {"step": step, "totalSteps": self.total, "epoch": self.sampler.epoch,
+                    "etaSeconds": int(seconds_per_step * (self.total - step)),
+                    "updatedAt": now_iso()}
+        ctx.reporter.update(progress=progress, metrics=metrics)
+        ctx.metrics.step.set(step)
+        ctx.metrics.reward.set(mean)
+        ctx.metrics.loss.set(stats["loss"])
+        ctx.metrics.samples_per_second.set(samples_per_s)
+        if ctx.tracker:
+            ctx.tracker.log_metrics({"reward_mean": mean, "reward_std": metrics["reward"]["std"],
+                                     "success_rate": success, "loss": stats["loss"],
+                                     "policy_loss": stats["policyLoss"], "kl": stats["kl"],
+                                     "clip_fraction": stats["clipFraction"],
+                                     "grad_norm": stats["gradNorm"],
+                                     "samples_per_second": samples_per_s,
+                                     "learning_rate": self.scheduler.get_last_lr()[0]}, step)
+
+    def checkpoint(self, step: int, reward: float) -> None:
+        root = Path(self.ctx.config.checkpoint.dir)
+        path = save_checkpoint(root, step, self.model, self.tokenizer, self.optimizer,
+                               self.scheduler, self.ctx.config.checkpoint.keep, {
+                                   "sampler_rng": self.sampler.rng.getstate(),
+                                   "sampler_order": list(self.sampler.order),
+                                   "sampler_epoch": self.sampler.epoch, "reward": reward})
+        best = self.ctx.reporter.documents.get("bestCheckpoint")
+        if best is None or best.get("metric") != "reward" or reward >= best["value"]:
+            self.ctx.reporter.update(bestCheckpoint={
+                "step": step, "uri": checkpoint_uri(root, path), "metric": "reward",
+                "value": reward})
+        print(f"checkpoint step {step}: {path}", flush=True)
+
+
+class _EarlyStopper:
+    """Stop when the step reward has not improved by `minDelta` for `patience` steps."""
+
+    def __init__(self, spec) -> None:
+        self.spec = spec
+        self.best = -math.inf
+        self.stale = 0
+
+    def should_stop(self, value: float) -> bool:
+        if self.spec is None:
+            return False
+        if value > self.best + decimal_value(self.spec.min_delta):
+            self.best, self.stale = value, 0
+            return False
+        self.stale += 1
+        return self.stale >= self.spec.patience

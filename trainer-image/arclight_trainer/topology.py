@@ -1,0 +1,160 @@
+"""Start, health-check and stop the Agent Lightning processes of one run, on loopback.
+
+agl-server (rollout store + model proxy) and agl-controller (local runner: one
+`agent_main` subprocess per rollout) run under the Python 3.12 environment named by
+ARCLIGHT_AGL_PYTHON. The shared key goes through the environment, never the command line.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the source root holding arclight_trainer
+KEY_ENV = "ARCLIGHT_AGL_KEY"
+MODEL_NAME = "policy"
+
+
+def agl_python() -> str:
+    """The Python 3.12 interpreter with agentlightning (ARCLIGHT_AGL_PYTHON overrides)."""
+    if os.environ.get("ARCLIGHT_AGL_PYTHON"):
+        return os.environ["ARCLIGHT_AGL_PYTHON"]
+    checkout = PACKAGE_ROOT.parent / ".venv-agl" / "bin" / "python"
+    return str(checkout) if checkout.exists() else "/opt/agl/bin/python"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class AglTopology:
+    """agl-server + agl-controller for one run; use as a context manager."""
+
+    def __init__(self, workdir: Path, *, policy_url: str, train_temperature: float,
+                 concurrency: int, port: int | None = None, log_to: Path | None = None) -> None:
+        self.workdir = workdir
+        self.policy_url = policy_url
+        self.train_temperature = train_temperature
+        self.concurrency = concurrency
+        self.port = port or free_port()
+        self.key = secrets.token_hex(16)
+        self.log_path = log_to or workdir / "agl.log"
+        self._procs: list[subprocess.Popen] = []
+        self._log = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self, timeout: float = 30.0) -> httpx.Client:
+        """An HTTP client for the gateway's store API, authenticated with the run's key."""
+        return httpx.Client(base_url=self.url, timeout=timeout,
+                            headers={"Authorization": f"Bearer {self.key}"})
+
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AGL_")}
+        env[KEY_ENV] = self.key
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def _spawn(self, module: str, overrides: list[str], name: str) -> None:
+        run_dir = self.workdir / "hydra" / name
+        command = [agl_python(), "-m", module, *overrides, f"hydra.run.dir={run_dir}",
+                   "hydra.output_subdir=null", "hydra/job_logging=none",
+                   "hydra/hydra_logging=none"]
+        self._procs.append(subprocess.Popen(
+            command, env=self._env(), stdout=self._log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True))
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start agl-server, register the policy server, then start agl-controller."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "ab")
+        key_ref = "${oc.env:" + KEY_ENV + "}"
+        self._spawn("agentlightning.server", [
+            "host=127.0.0.1", f"port={self.port}", f"key={key_ref}",
+            f"default_proxy.model_name={MODEL_NAME}",
+            f"default_proxy.train.temperature={self.train_temperature}",
+            "default_proxy.val.temperature=0"], "server")
+        self._wait_healthy(timeout)
+        with self.client() as api:
+            api.post("/api/models", json=[{"model": MODEL_NAME, "endpoint": self.policy_url,
+                                           "version": 0}]).raise_for_status()
+        self._spawn("agentlightning.controller", [
+            "runner_type=local", f"agl_server.url={self.url}", f"agl_server.key={key_ref}",
+            f"local_runner.maximum_size={self.concurrency}", "local_runner.poll_interval=0.2"],
+            "controller")
+        time.sleep(0.2)
+        self._check_alive()
+
+    def _wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"agl-server did not become healthy in {timeout:.0f}s "
+                           f"(log: {self.log_path})")
+
+    def _check_alive(self) -> None:
+        for proc in self._procs:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{' '.join(proc.args[1:3])} exited with {proc.returncode} "
+                                   f"(log: {self.log_path})")
+
+    def healthy(self) -> bool:
+        """Both processes are running and the gateway answers."""
+        try:
+            self._check_alive()
+            return httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
+        except (RuntimeError, httpx.TransportError):
+            return False
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the controller then the server (their process groups); SIGKILL stragglers."""
+        for proc in reversed(self._procs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=timeout)
+        self._procs.clear()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> "AglTopology":
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def print_log_tail(path: Path, lines: int = 30) -> None:
+    """Echo the end of the Agent Lightning log to stderr (for failures)."""
+    if path.exists():
+        tail = path.read_text(errors="replace").splitlines()[-lines:]
+        print("\n".join(tail), file=sys.stderr)
