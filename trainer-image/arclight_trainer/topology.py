@@ -61,7 +61,8 @@ class AglTopology:
         return httpx.Client(base_url=self.url, timeout=timeout,
                             headers={"Authorization": f"Bearer {self.key}"})
 
-    def _env(self) -> dict[str, str]:
+    def env(self) -> dict[str, str]:
+        """The environment for Agent Lightning processes: the key and the package path."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("AGL_")}
         env[KEY_ENV] = self.key
         env["PYTHONPATH"] = os.pathsep.join(
@@ -75,7 +76,7 @@ class AglTopology:
                    "hydra.output_subdir=null", "hydra/job_logging=none",
                    "hydra/hydra_logging=none"]
         self._procs.append(subprocess.Popen(
-            command, env=self._env(), stdout=self._log, stderr=subprocess.STDOUT,
+            command, env=self.env(), stdout=self._log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True))
 
     def start(self, timeout: float = 60.0) -> None:

@@ -1,0 +1,62 @@
+"""GRPO advantage and loss math, checked against numbers worked out by hand."""
+
+import math
+
+import pytest
+import torch
+
+from arclight_trainer.grpo import group_advantages, policy_loss, shape_rewards
+
+pytestmark = pytest.mark.unit
+
+
+def test_shape_rewards_scales_then_clips():
+    assert shape_rewards([0.5, 3.0, -4.0], scale=2.0, clip=5.0) == [1.0, 5.0, -5.0]
+
+
+def test_group_advantages_normalise_within_each_prompt():
+    # group a: [1, 0, 1, 0] mean 0.5, std 0.5 -> +-1; group b: [2, 4] mean 3, std 1 -> -+1
+    adv = group_advantages([1, 0, 1, 0, 2, 4], ["a", "a", "a", "a", "b", "b"])
+    assert adv == pytest.approx([1, -1, 1, -1, -1, 1], abs=1e-5)
+
+
+def test_group_without_variance_or_alone_has_no_advantage():
+    assert group_advantages([0.7, 0.7, 0.3], ["a", "a", "b"]) == [0.0, 0.0, 0.0]
+
+
+def _one_token(new, old, adv, ref=None, kl=0.0, clip=0.2):
+    t = lambda v: torch.tensor([[v]], dtype=torch.float32)  # noqa: E731
+    return policy_loss(t(new), t(old), None if ref is None else t(ref),
+                       torch.tensor([adv]), torch.ones(1, 1), clip_range=clip, kl_coef=kl)
+
+
+def test_on_policy_loss_is_minus_advantage():
+    assert float(_one_token(-1.0, -1.0, 2.0).loss) == pytest.approx(-2.0)
+
+
+def test_ratio_is_clipped_for_positive_advantage():
+    # ratio 1.5 > 1 + 0.2: objective min(1.5, 1.2) * 1 -> loss -1.2
+    terms = _one_token(math.log(1.5), 0.0, 1.0)
+    assert float(terms.loss) == pytest.approx(-1.2, abs=1e-6)
+    assert terms.clip_fraction == pytest.approx(1.0)
+
+
+def test_pessimistic_bound_for_negative_advantage():
+    # ratio 1.5, advantage -1: min(-1.5, -1.2) = -1.5 -> loss 1.5 (not clipped)
+    assert float(_one_token(math.log(1.5), 0.0, -1.0).loss) == pytest.approx(1.5, abs=1e-6)
+
+
+def test_kl_k3_estimator_and_coefficient():
+    # ref - new = 0.5: exp(0.5) - 0.5 - 1 = 0.148721; loss = -1 + 0.1 * 0.148721
+    terms = _one_token(-1.0, -1.0, 1.0, ref=-0.5, kl=0.1)
+    assert terms.kl == pytest.approx(0.148721, abs=1e-5)
+    assert float(terms.loss) == pytest.approx(-1.0 + 0.0148721, abs=1e-5)
+
+
+def test_masked_tokens_do_not_count_and_sequences_average():
+    new = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    terms = policy_loss(new, new.clone(), None, torch.tensor([1.0, -3.0]), mask,
+                        clip_range=0.2, kl_coef=0.0)
+    # per sequence: -1 and +3 -> mean 1.0
+    assert float(terms.loss) == pytest.approx(1.0)
