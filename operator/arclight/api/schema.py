@@ -70,8 +70,8 @@ def _convert(node: dict[str, Any], defs: dict[str, Any], where: str) -> dict[str
         raise SchemaError(f"{where}: unsupported JSON Schema keys {sorted(unknown)}")
     out: dict[str, Any] = {}
     for key, value in node.items():
-        if key in _DROPPED or (key == "default" and value is None):
-            continue
+        if key in _DROPPED or (key == "default" and value in (None, "")):
+            continue  # Kubernetes 1.20 reads a "" default back as null and refuses it
         if key == "properties":
             out[key] = {name: _convert(sub, defs, f"{where}.{name}") for name, sub in value.items()}
         elif key == "items":
