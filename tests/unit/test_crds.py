@@ -76,6 +76,7 @@ def test_schema_is_structural(path):
         assert any(node.get(marker) for marker in TYPED_MARKERS), f"{where} has no type"
         assert not {"anyOf", "allOf", "not", "$ref", "$defs", "title", "const"} & set(node), where
         assert not ("properties" in node and "additionalProperties" in node), where
+        assert node.get("default") != "", f"{where}: 1.20 reads a \"\" default back as null"
         if node.get("x-kubernetes-int-or-string"):
             assert "type" not in node, where
         for option in node.get("oneOf", []):
