@@ -283,7 +283,25 @@ class Reconciler:
         report = self.kube.get("v1", "ConfigMap", build.report_name(self.name), self.namespace)
         self.status.update(reports.status_from_report((report or {}).get("data") or {}))
 
+    def deploy(self) -> None:
+        """``spec.deploy``: point the named ModelDeployment at this run (create it if missing)."""
+        deploy = (self.run.get("spec") or {}).get("deploy") or {}
+        if not deploy.get("enabled"):
+            return
+        name = deploy.get("modelDeployment") or self.name
+        source = {"trainingRun": self.name}
+        existing = self.kube.get(api.API_VERSION, "ModelDeployment", name, self.namespace)
+        if existing is not None and (existing.get("spec") or {}).get("source") == source:
+            return
+        self.kube.apply({"apiVersion": api.API_VERSION, "kind": "ModelDeployment",
+                         "metadata": {"name": name, "namespace": self.namespace},
+                         "spec": {"source": source}},
+                        patch={"spec": {"source": {**source, "uri": None, "mlflowModel": None}}})
+        self.event("Deployed", f"ModelDeployment {name} now serves this run's best checkpoint.")
+
     def finish(self, suspended: bool) -> None:
+        if is_true(self.status["conditions"], C.SUCCEEDED):
+            self.deploy()
         self.status["observedGeneration"] = self.generation
         self.status["phase"] = trainingrun_phase(self.status["conditions"], suspended)
         for cond in transitions(self.old_status.get("conditions") or [],
