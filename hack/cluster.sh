@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The Arclight local Kubernetes cluster.
+#   hack/cluster.sh up [--control-plane-only]   start (or complete) the cluster; prints the admin kubeconfig path last
+#   hack/cluster.sh down                        stop everything; no process, mount, link or rule left behind
+#   hack/cluster.sh status                      what runs (exit 1 unless all of the current mode runs)
+#   hack/cluster.sh kubeconfig [--operator]     admin kubeconfig path, or arclight-system/arclight-operator's
+#   hack/cluster.sh load-image ARCHIVE          import an OCI/docker archive into the cluster's containerd (k8s.io)
+#   hack/cluster.sh kubectl ARGS...             run the cluster's own kubectl (1.20) as admin
+# Uses kind when `kind` and a working Docker engine exist (or ARCLIGHT_CLUSTER_BACKEND=kind),
+# otherwise Kubernetes 1.20.2 built from Debian's source package, run as local processes
+# (hack/cluster/local.sh). State: ${ARCLIGHT_CLUSTER_DIR:-~/.cache/arclight/cluster}.
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)/cluster"
+# shellcheck source=hack/cluster/lib.sh
+. "$HERE/lib.sh"
+
+usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+
+backend="${ARCLIGHT_CLUSTER_BACKEND:-}"
+if [ -z "$backend" ]; then
+  if command -v kind >/dev/null && docker info >/dev/null 2>&1; then backend=kind; else backend=local; fi
+fi
+case "$backend" in
+  kind) . "$HERE/kind.sh" ;;
+  local) . "$HERE/local.sh" ;;
+  *) die "unknown ARCLIGHT_CLUSTER_BACKEND=$backend (kind|local)" ;;
+esac
+
+# Serialize up/down between concurrent callers (e.g. two pytest sessions).
+lock() { mkdir -p "$(dirname "$STATE")"; exec 9>"$STATE.lock"; flock -w 1200 9 || die "timed out waiting for $STATE.lock"; }
+
+cmd="${1:-}"; [ $# -eq 0 ] || shift
+case "$cmd" in
+  up)
+    mode=full
+    case "${1:-}" in --control-plane-only) mode=control-plane ;; "") ;; *) usage ;; esac
+    [ "$EUID" -eq 0 ] || die "needs root (network setup, containerd, kubelet)"
+    lock
+    "${backend}_up" "$mode"
+    ;;
+  down) lock; "${backend}_down" ;;
+  status) "${backend}_status" ;;
+  kubeconfig)
+    case "${1:-}" in --operator) f="$STATE/operator.kubeconfig" ;; "") f="$STATE/admin.kubeconfig" ;; *) usage ;; esac
+    [ -f "$f" ] || die "no cluster kubeconfig at $f (run hack/cluster.sh up)"
+    echo "$f"
+    ;;
+  load-image)
+    [ $# -eq 1 ] && [ -f "$1" ] || die "load-image needs an existing archive file"
+    "${backend}_load_image" "$1"
+    ;;
+  kubectl)
+    if [ "$backend" = local ]; then k="$(k8s_bin_dir)/kubectl"; else k="$(command -v kubectl)"; fi
+    exec "$k" --kubeconfig "$STATE/admin.kubeconfig" "$@"
+    ;;
+  *) usage ;;
+esac

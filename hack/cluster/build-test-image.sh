@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Build a tiny locally made test image (FROM scratch + Debian's busybox-static with its applet
+# links), cached as a docker archive. Prints "ARCHIVE IMAGE".
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=hack/cluster/lib.sh
+. "$HERE/lib.sh"
+
+BUSYBOX=/bin/busybox
+[ -x "$BUSYBOX" ] && "$BUSYBOX" --list >/dev/null || die "needs busybox-static (hack/install-deps.sh)"
+key="$(sha256sum "$BUSYBOX" | cut -c1-12)"
+image="docker.io/arclight/busybox:$key"
+archive="$ARCLIGHT_CACHE/images/busybox-$key.tar"
+if [ ! -f "$archive" ]; then
+  mkdir -p "$ARCLIGHT_CACHE/images"
+  tmp="$(mktemp -d)"
+  trap 'rm -rf "$tmp"' EXIT
+  mkdir -p "$tmp/rootfs/bin" "$tmp/rootfs/tmp"
+  install -m 0755 "$BUSYBOX" "$tmp/rootfs/bin/busybox"
+  for applet in $("$BUSYBOX" --list); do [ "$applet" = busybox ] || ln -s busybox "$tmp/rootfs/bin/$applet"; done
+  bh=(buildah --root "$tmp/root" --runroot "$tmp/run" --storage-driver vfs)
+  ctr="$("${bh[@]}" from scratch)"
+  "${bh[@]}" copy "$ctr" "$tmp/rootfs/" / >/dev/null
+  "${bh[@]}" config --env PATH=/bin --cmd '["/bin/sh"]' "$ctr"
+  "${bh[@]}" commit -q "$ctr" "$image" >/dev/null
+  "${bh[@]}" push -q "$image" "docker-archive:$archive.part:$image"
+  "${bh[@]}" rm -a >/dev/null
+  "${bh[@]}" rmi -a -f >/dev/null
+  mv "$archive.part" "$archive"
+  log "built $image -> $archive"
+fi
+echo "$archive $image"
