@@ -60,3 +60,10 @@ def test_masked_tokens_do_not_count_and_sequences_average():
                         clip_range=0.2, kl_coef=0.0)
     # per sequence: -1 and +3 -> mean 1.0
     assert float(terms.loss) == pytest.approx(1.0)
+
+
+def test_relative_update_size():
+    from arclight_trainer.backends.cpu import relative_update
+
+    before = [torch.tensor([3.0, 4.0])]  # norm 5
+    assert relative_update(before, [torch.tensor([3.0, 4.5])]) == pytest.approx(0.1)

@@ -33,6 +33,7 @@ from .base import Backend, RunContext, RunOutcome
 
 MAX_ABS_LOSS = 100.0
 MAX_GRAD_NORM = 1.0
+MAX_RELATIVE_UPDATE = 0.5  # ||delta weights|| / ||weights|| in one step
 DIVERGED_HINTS = ["Lower hyperparameters.learningRate (for example by 10x).",
                   "Raise hyperparameters.warmupSteps or lower rewardScale."]
 
@@ -90,6 +91,13 @@ def collate(samples: list[Sample], pad_id: int):
         old[row, p:p + r] = torch.tensor(s.old_logprobs)
     advantages = torch.tensor([s.advantage for s in samples], dtype=torch.float32)
     return sequences, attention, response, old, advantages
+
+
+def relative_update(before: list[torch.Tensor], after: list[torch.Tensor]) -> float:
+    """||after - before|| / ||before|| over all tensors (the size of one optimizer step)."""
+    delta = math.sqrt(sum(float((a.detach() - b).pow(2).sum()) for a, b in zip(after, before)))
+    norm = math.sqrt(sum(float(b.pow(2).sum()) for b in before))
+    return delta / max(norm, 1e-12)
 
 
 class ItemSampler:
@@ -281,11 +289,16 @@ class _Loop:
             if not math.isfinite(norm):
                 raise TrainerFailure("Diverged", f"gradient norm is {norm} at step {step}",
                                      DIVERGED_HINTS)
+            before = [p.detach().clone() for p in params]
             self.optimizer.step()
             self.scheduler.step()
             if not all(torch.isfinite(p).all() for p in params):
                 raise TrainerFailure("Diverged", f"weights became non-finite at step {step}",
                                      DIVERGED_HINTS)
+            change = relative_update(before, params)
+            if change > MAX_RELATIVE_UPDATE:
+                raise TrainerFailure("Diverged", f"one step changed the trained weights by "
+                                     f"{change:.3g}x their norm at step {step}", DIVERGED_HINTS)
         stats["gradNorm"] = norm
         return stats
 
