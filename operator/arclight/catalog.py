@@ -27,8 +27,6 @@ class TemplateInfo:
 
     name: str
     task_type: str
-    checkable_reward: bool
-    """True when success is checked exactly (a number, a query result, a test), False for rubrics."""
     sample_rows: int
     """Rows in the bundled sample dataset (`sample://NAME`)."""
     max_new_tokens: int
@@ -40,16 +38,16 @@ TEMPLATES: MappingProxyType[str, TemplateInfo] = MappingProxyType(
     {
         info.name: info
         for info in (
-            TemplateInfo("customer-support", "support", False, 60, 96),
-            TemplateInfo("coding-assistant", "code", True, 60, 128),
-            TemplateInfo("sql-agent", "sql", True, 76, 96),
-            TemplateInfo("research-assistant", "research", True, 90, 96),
-            TemplateInfo("content-writer", "writing", False, 60, 160),
-            TemplateInfo("task-planner", "planning", True, 72, 128),
-            TemplateInfo("math-solver", "math", True, 240, 48),
-            TemplateInfo("document-qa", "qa", True, 72, 64),
-            TemplateInfo("email-responder", "email", False, 60, 160),
-            TemplateInfo("meeting-scheduler", "scheduling", True, 72, 64),
+            TemplateInfo("customer-support", "support", 60, 96),
+            TemplateInfo("coding-assistant", "code", 60, 128),
+            TemplateInfo("sql-agent", "sql", 76, 96),
+            TemplateInfo("research-assistant", "research", 90, 96),
+            TemplateInfo("content-writer", "writing", 60, 160),
+            TemplateInfo("task-planner", "planning", 72, 128),
+            TemplateInfo("math-solver", "math", 240, 48),
+            TemplateInfo("document-qa", "qa", 72, 64),
+            TemplateInfo("email-responder", "email", 60, 160),
+            TemplateInfo("meeting-scheduler", "scheduling", 72, 64),
         )
     }
 )

@@ -2,7 +2,7 @@
 
 Pure functions over plain Kubernetes object dicts (as returned by the API). The trainer's
 contract (docs/architecture.md): exit 2 DatasetInvalid, 3 Diverged, 4 RewardError,
-5 OutOfMemory, kernel OOM kill = ``OOMKilled``/137; a JSON object in the termination log.
+5 OutOfMemory, 6 ConfigInvalid, 7 RolloutsFailed, kernel OOM kill = ``OOMKilled``/137; a JSON object in the termination log.
 """
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-EXIT_REASONS = {2: "DatasetInvalid", 3: "Diverged", 4: "RewardError", 5: "OutOfMemory", 137: "OutOfMemory"}
+EXIT_REASONS = {2: "DatasetInvalid", 3: "Diverged", 4: "RewardError", 5: "OutOfMemory",
+                6: "ConfigInvalid", 7: "RolloutsFailed", 137: "OutOfMemory"}
 IMAGE_PULL_REASONS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 #: Reasons worth another attempt (with or without an automatic fix).
-RETRYABLE = {"OutOfMemory", "Diverged", "Evicted", "Error"}
+RETRYABLE = {"OutOfMemory", "Diverged", "Evicted", "Error", "RolloutsFailed"}
 
 MESSAGES = {
     "OutOfMemory": "The trainer ran out of memory.",
@@ -27,6 +28,8 @@ MESSAGES = {
     "DatasetInvalid": "The dataset could not be loaded or validated.",
     "Diverged": "Training diverged (loss or reward became NaN or exploded).",
     "RewardError": "The reward function failed.",
+    "ConfigInvalid": "The trainer rejected the resolved configuration.",
+    "RolloutsFailed": "Every rollout of a training batch failed.",
 }
 SUGGESTIONS = {
     "OutOfMemory": ["Halve spec.hyperparameters.batchSize and double gradientAccumulation.",
@@ -41,6 +44,9 @@ SUGGESTIONS = {
     "DatasetInvalid": ["Fix the dataset rows named in the message, or set spec.dataset.format."],
     "Diverged": ["Lower spec.hyperparameters.learningRate (for example by 10x)."],
     "RewardError": ["Check spec.reward components and their params."],
+    "ConfigInvalid": ["Change the spec field named in the message (for example spec.algorithm: grpo)."],
+    "RolloutsFailed": ["Read the trainer logs: kubectl logs job/<run>-trainer-<attempt>.",
+                       "Raise spec.rollouts.timeoutSeconds if rollouts time out."],
 }
 
 

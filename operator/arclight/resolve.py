@@ -115,12 +115,9 @@ def _model_base(spec: TrainingRunSpec) -> str:
 
 
 def _algorithm(spec: TrainingRunSpec, template: catalog.TemplateInfo | None) -> str:
-    """grpo when success can be checked (and for custom agents); apo for rubric templates."""
-    if spec.algorithm != "auto":
-        return spec.algorithm
-    if template is not None and not template.checkable_reward:
-        return "apo"
-    return "grpo"
+    """The requested algorithm, or grpo: every template's reward is computed from the task,
+    and grpo is what both trainer backends implement."""
+    return "grpo" if spec.algorithm == "auto" else spec.algorithm
 
 
 def _train_rows(size: int, validation_fraction: str) -> int:

@@ -3,7 +3,7 @@
 import pytest
 
 from arclight_trainer.templates import NAMES
-from conftest import base_config
+from trainer_configs import base_config
 
 
 @pytest.mark.parametrize("template", NAMES)

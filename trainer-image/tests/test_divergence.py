@@ -1,6 +1,6 @@
 """An absurd learning rate is detected as divergence: exit 3 and the Diverged termination JSON."""
 
-from conftest import base_config
+from trainer_configs import base_config
 
 
 def test_huge_learning_rate_exits_diverged(run_trainer, tmp_path):

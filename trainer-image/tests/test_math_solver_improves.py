@@ -6,7 +6,7 @@ import pytest
 
 from transformers import AutoModelForCausalLM
 
-from conftest import base_config
+from trainer_configs import base_config
 
 
 def test_math_solver_validation_reward_improves(run_trainer, tmp_path):

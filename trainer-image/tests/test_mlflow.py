@@ -10,7 +10,7 @@ import httpx
 import pytest
 from mlflow import MlflowClient
 
-from conftest import base_config
+from trainer_configs import base_config
 
 
 @pytest.fixture

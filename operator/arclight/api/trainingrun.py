@@ -306,7 +306,7 @@ class TrainingRunSpec(SpecModel):
     dataset: DatasetSpec = Field(default_factory=DatasetSpec, description="Training data.")
     model: ModelSpec = Field(default_factory=ModelSpec, description="Base model and adapter.")
     algorithm: Literal["auto", "grpo", "ppo", "apo", "sft"] = Field(
-        "auto", description="RL algorithm; `auto` picks grpo for checkable rewards."
+        "auto", description="RL algorithm; `auto` picks grpo."
     )
     hyperparameters: Hyperparameters = Field(
         default_factory=Hyperparameters, description="Training hyperparameters."
