@@ -86,6 +86,8 @@ def test_job_shape():
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["config"]["configMap"]["name"] == "demo-config"
     assert volumes["artifacts"] == {"name": "artifacts", "emptyDir": {}}
+    env = {e["name"] for e in container["env"]}
+    assert "ARCLIGHT_CHECKPOINT_URI_PREFIX" not in env  # emptyDir: checkpoints stay file:// URIs
     assert spec["template"]["metadata"]["labels"]["arclight.dev/attempt"] == "2"
     annotations = job["metadata"]["annotations"]
     assert json.loads(annotations[b.OVERRIDES_ANNOTATION]) == {"batchSize": 2}
@@ -110,6 +112,8 @@ def test_gpu_queue_scheduling_and_claim():
     assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists"}]
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["artifacts"]["persistentVolumeClaim"] == {"claimName": "ckpt"}
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["ARCLIGHT_CHECKPOINT_URI_PREFIX"] == "pvc://ckpt/team-a/demo"
 
 
 def test_multi_node_is_an_indexed_job_with_headless_service():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import PurePosixPath
 from typing import Any
 
 from arclight.builders.common import GROUP, child_metadata, owner_labels
@@ -124,10 +125,22 @@ def _resources(requested: Mapping[str, Any], resolved: Mapping[str, Any]) -> dic
     return {"requests": requests, "limits": limits}
 
 
+def _artifacts_claim(spec: Mapping[str, Any], default_claim: str | None) -> str | None:
+    """The claim behind /artifacts: the one in spec.checkpoint.uri, else the platform default."""
+    return pvc_claim((spec.get("checkpoint") or {}).get("uri")) or default_claim
+
+
+def checkpoint_uri_prefix(claim: str, config: Mapping[str, Any]) -> str:
+    """``pvc://CLAIM/PATH`` for the run's checkpoint dir, so the trainer reports URIs that a
+    ModelDeployment can mount (the trainer's ARCLIGHT_CHECKPOINT_URI_PREFIX)."""
+    path = PurePosixPath(config["checkpoint"]["dir"]).relative_to(ARTIFACTS_MOUNT)
+    return f"pvc://{claim}/{path}".rstrip("/")
+
+
 def _volumes(spec: Mapping[str, Any], config: Mapping[str, Any], artifacts_claim: str | None
              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     name = config["run"]["name"]
-    claim = pvc_claim((spec.get("checkpoint") or {}).get("uri")) or artifacts_claim
+    claim = _artifacts_claim(spec, artifacts_claim)
     artifacts = ({"persistentVolumeClaim": {"claimName": claim}} if claim else {"emptyDir": {}})
     volumes = [{"name": "config", "configMap": {"name": config_name(name)}},
                {"name": "artifacts", **artifacts},
@@ -158,6 +171,14 @@ def _env(config: Mapping[str, Any], nodes: int, job: str) -> list[dict[str, Any]
     return env
 
 
+def _checkpoint_env(spec: Mapping[str, Any], config: Mapping[str, Any],
+                    artifacts_claim: str | None) -> list[dict[str, Any]]:
+    claim = _artifacts_claim(spec, artifacts_claim)
+    if not claim:
+        return []
+    return [{"name": "ARCLIGHT_CHECKPOINT_URI_PREFIX", "value": checkpoint_uri_prefix(claim, config)}]
+
+
 def build_job(run: Mapping[str, Any], config: Mapping[str, Any], *, image: str,
               artifacts_claim: str | None, resolved_resources: Mapping[str, Any] | None = None,
               overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -182,7 +203,7 @@ def build_job(run: Mapping[str, Any], config: Mapping[str, Any], *, image: str,
                     f"{CONFIG_MOUNT}/config.json"],
         "ports": [{"name": "gateway", "containerPort": GATEWAY_PORT},
                   {"name": "metrics", "containerPort": METRICS_PORT}],
-        "env": _env(config, nodes, job),
+        "env": _env(config, nodes, job) + _checkpoint_env(spec, config, artifacts_claim),
         "resources": _resources(spec.get("resources") or {}, resolved_resources or {}),
         "volumeMounts": mounts,
         "terminationMessagePolicy": "FallbackToLogsOnError",
