@@ -100,7 +100,8 @@ CPU_MAX_STEPS = 20
 UNKNOWN_SIZE_STEPS = {"cpu": CPU_MAX_STEPS, "verl": 200}
 """`auto` steps when the dataset size is not known before training."""
 
-CPU_RESOURCES = MappingProxyType({"cpu": "2", "memory": "4Gi"})
+# A CPU request, not a limit: the trainer bursts to every core the node has free.
+CPU_RESOURCES = MappingProxyType({"cpu": "1", "memory": "4Gi"})
 GPU_RESOURCES_PER_GPU = MappingProxyType({"cpu": 4, "memoryGi": 16})
 ROLLOUTS = MappingProxyType(
     {"cpu": {"workers": 2, "concurrency": 4}, "verl": {"workers": 4, "concurrency": 16}}

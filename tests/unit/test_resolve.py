@@ -59,7 +59,7 @@ def test_auto_everything_on_cpu():
             "maxNewTokens": 48,
             "temperature": "1.0",
         },
-        "resources": {"gpu": {"type": "none", "count": 0}, "cpu": "2", "memory": "4Gi", "nodes": 1},
+        "resources": {"gpu": {"type": "none", "count": 0}, "cpu": "1", "memory": "4Gi", "nodes": 1},
         "rollouts": {"workers": 2, "concurrency": 4, "timeoutSeconds": 120},
         "checkpoint": {"everySteps": 10, "keep": 2, "dir": "/artifacts/team-a/demo"},
     }
