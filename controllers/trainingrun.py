@@ -197,7 +197,7 @@ class Reconciler:
         if diag.job_condition(job, "Complete"):
             self.condition(C.SUCCEEDED, TRUE, R.COMPLETED, f"Attempt {attempt} completed.")
             self.condition(C.RUNNING, FALSE, R.COMPLETED, "Training finished.")
-            self.condition(C.DEGRADED, FALSE, R.COMPLETED, "")
+            self.condition(C.DEGRADED, FALSE, R.COMPLETED, "No problem detected.")
             self.status.setdefault("completionTime", now_iso())
             self.finish(suspended=False)
             return

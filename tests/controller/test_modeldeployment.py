@@ -11,6 +11,7 @@ import pytest
 from kube import find_condition, wait_until
 from kubernetes import client
 from kubernetes.dynamic import DynamicClient
+from test_operator_rbac import operator_as_service_account  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.controller
 GROUP, VERSION = "arclight.dev", "v1alpha1"
@@ -245,4 +246,17 @@ def test_succeeded_run_with_deploy_creates_the_model_deployment(cluster, namespa
     assert md["spec"]["source"] == {"trainingRun": "ship"}
     status = status_where(cluster, namespace, "shipped", lambda s: s.get("currentRevision"),
                           "a revision serving the run's best checkpoint")
+
     assert status["revisions"][0]["source"]["uri"] == best["uri"]
+
+
+def test_operator_serves_with_only_the_charts_cluster_role(
+        cluster, namespace, operator_as_service_account):  # noqa: F811 (the fixture)
+    create(cluster, namespace, "modeldeployments", "least", {
+        "source": {"uri": "pvc://models/least/v1"}})
+    status = status_where(cluster, namespace, "least", lambda s: s.get("currentRevision"),
+                          "a revision applied by the least-privileged operator")
+    assert set(deployments(cluster, namespace, "least")) == {status["currentRevision"]}
+    assert "least" in wait_until(lambda: hpas(cluster, namespace), WAIT, what="HPA least")
+    # RBAC denials name the user (other 403s, e.g. terminating namespaces, do not).
+    assert 'User "system:serviceaccount' not in operator_as_service_account.log_tail(400)
