@@ -8,7 +8,9 @@ optionally with the ``trainingRun`` it came from.
 
 Without the Gateway API the canary split is approximated by replica ratio: the Service
 ``<md>`` selects the pods of every live revision, so each replica gets about the same share
-of connections and a revision's traffic is its share of the replicas.
+of connections and a revision's traffic is its share of the replicas (``status.traffic``
+reports that share, not ``canary.weight``). While such a split runs both replica counts are
+fixed, so autoscaling pauses until the canary is promoted or removed.
 """
 from __future__ import annotations
 
