@@ -1,8 +1,9 @@
 """Shared fixtures: a real cluster (`cluster`, session) and a fresh namespace per test.
 
 `cluster` reuses the cluster KUBECONFIG points at; otherwise it runs `hack/cluster.sh up`
-(control plane only, or the full cluster when an `e2e` test is selected) and, if it started
-the cluster itself, stops it at the end unless ARCLIGHT_KEEP_CLUSTER=1.
+(control plane only, or the full cluster when an `e2e` test is selected; a no-op when it
+already runs). The cluster is left running for the next session (and for anyone sharing the
+machine); ARCLIGHT_CLUSTER_TEARDOWN=1 stops it at the end if this session started it.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     client.VersionApi(api).get_code(_request_timeout=10)
     yield Cluster(kubeconfig=kubeconfig, mode=_mode(api), api=api)
     api.close()
-    if started_here and os.environ.get("ARCLIGHT_KEEP_CLUSTER") != "1":
+    if started_here and os.environ.get("ARCLIGHT_CLUSTER_TEARDOWN") == "1":
         _cluster_sh("down", timeout=300)
 
 

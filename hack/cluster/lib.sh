@@ -33,12 +33,16 @@ CONTAINERD_SOCK="$STATE/containerd/containerd.sock"
 PIDS="$STATE/pids"
 LOGS="$STATE/logs"
 
-pid_of() { cat "$PIDS/$1.pid" 2>/dev/null || true; }
+# A pid file holds "PID STARTTIME" (STARTTIME from /proc/PID/stat) so a reused pid never
+# passes for our process.
+pid_of() { cut -d' ' -f1 "$PIDS/$1.pid" 2>/dev/null || true; }
+proc_start() { awk '{print $22}' "/proc/$1/stat" 2>/dev/null || true; }
 
 # is_running NAME: true while the recorded process of component NAME is alive.
 is_running() {
-  local pid; pid="$(pid_of "$1")"
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+  local pid start
+  read -r pid start 2>/dev/null < "$PIDS/$1.pid" || return 1
+  [ -n "$pid" ] && [ -n "$start" ] && [ "$(proc_start "$pid")" = "$start" ]
 }
 
 # start_proc NAME COMMAND...: start COMMAND detached (own session), logging to $LOGS/NAME.log.
@@ -48,7 +52,7 @@ start_proc() {
   mkdir -p "$PIDS" "$LOGS"
   # 9>&-: the daemon must not inherit hack/cluster.sh's lock.
   setsid "$@" </dev/null >>"$LOGS/$name.log" 2>&1 9>&- &
-  echo $! > "$PIDS/$name.pid"
+  echo "$! $(proc_start $!)" > "$PIDS/$name.pid"
 }
 
 # stop_proc NAME: SIGTERM, up to 15 s grace, then SIGKILL.

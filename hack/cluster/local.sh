@@ -100,7 +100,8 @@ start_node() {
 local_up() {
   local mode=$1 current
   current="$(cat "$STATE/mode" 2>/dev/null || true)"
-  if [ -n "$current" ] && all_running "$current" && { [ "$mode" = control-plane ] || [ "$current" = full ]; }; then
+  [ "$current" != full ] || mode=full  # never downgrade: restart what died instead
+  if [ -n "$current" ] && all_running "$mode"; then
     log "already running ($current)"
     echo "$STATE/admin.kubeconfig"
     return 0
@@ -119,17 +120,15 @@ local_up() {
 
 # Kill every container of our containerd, then the daemon and any shim left behind.
 stop_containers() {
-  local ids id i pid
+  local ids id pid
   if is_running containerd; then
     ids="$(ctr_ tasks ls -q 2>/dev/null || true)"
     for id in $ids; do ctr_ tasks kill -a -s SIGKILL "$id" >/dev/null 2>&1 || true; done
-    for id in $ids; do
-      for i in $(seq 1 20); do
-        ctr_ tasks ls 2>/dev/null | awk -v id="$id" '$1 == id && $3 != "STOPPED" {f=1} END {exit !f}' || break
-        sleep 0.25
-      done
-      ctr_ tasks delete -f "$id" >/dev/null 2>&1 || true
+    for _ in $(seq 1 40); do
+      { ctr_ tasks ls 2>/dev/null || true; } | awk 'NR > 1 && $3 != "STOPPED" {f = 1} END {exit !f}' || break
+      sleep 0.25
     done
+    for id in $ids; do ctr_ tasks delete -f "$id" >/dev/null 2>&1 || true; done
   fi
   stop_proc containerd
   for pid in $(pgrep -f -- "-address $CONTAINERD_SOCK" || true); do kill -KILL "$pid" 2>/dev/null || true; done
@@ -139,7 +138,7 @@ stop_containers() {
 clean_iptables() {
   local t rule chain
   for t in filter nat mangle; do
-    iptables -t "$t" -S 2>/dev/null | grep -E '^-A [A-Z]+ .*-j (KUBE-|CNI-)' | grep -vE '^-A (KUBE-|CNI-)' \
+    { iptables -t "$t" -S 2>/dev/null || true; } | awk '/^-A [A-Z]+ .*-j (KUBE-|CNI-)/ && !/^-A (KUBE-|CNI-)/' \
       | while read -r rule; do eval "iptables -t $t ${rule/#-A/-D}" 2>/dev/null || true; done
     for chain in $(iptables -t "$t" -S 2>/dev/null | awk '/^-N (KUBE-|CNI-)/ {print $2}'); do
       iptables -t "$t" -F "$chain" 2>/dev/null || true
