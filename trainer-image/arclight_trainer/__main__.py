@@ -13,15 +13,15 @@ import os
 # Busy-waiting OpenMP threads starve the rollout subprocesses on small CPU nodes.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import argparse  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import sys
+import tempfile
+from pathlib import Path
 
-from .config import ConfigError, TrainerConfig, load_config  # noqa: E402
-from .failures import TrainerFailure, is_out_of_memory, write_termination  # noqa: E402
-from .metrics import TrainerMetrics  # noqa: E402
-from .report import Reporter, make_reporter  # noqa: E402
+from .config import ConfigError, TrainerConfig, load_config
+from .failures import TrainerFailure, is_out_of_memory, write_termination
+from .metrics import TrainerMetrics
+from .report import Reporter, make_reporter
 
 
 def prepare_data(config: TrainerConfig):
@@ -54,11 +54,12 @@ def prepare_data(config: TrainerConfig):
 def run(config: TrainerConfig, reporter: Reporter, metrics: TrainerMetrics,
         workdir: Path) -> int:
     """Run training end to end; return the process exit code."""
-    from .backends import get_backend
+    from .backends import check_algorithm, get_backend
     from .backends.base import RunContext
 
     tracker = None
     try:
+        check_algorithm(config.backend, config.algorithm)
         template, train, val = prepare_data(config)
         print(f"run {config.run.namespace}/{config.run.name}: template={template.name} "
               f"train={len(train)} validation={len(val)} backend={config.backend} "

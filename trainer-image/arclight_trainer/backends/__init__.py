@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
+from ..failures import TrainerFailure
 from .base import Backend
+
+#: The algorithms each backend implements (the API also names `apo` and `sft`).
+ALGORITHMS = {"cpu": ("grpo",), "verl": ("grpo", "ppo")}
+
+
+def check_algorithm(backend: str, algorithm: str) -> None:
+    """Fail fast (ConfigInvalid) when `backend` does not implement `algorithm`."""
+    supported = ALGORITHMS.get(backend, ())
+    if algorithm in supported:
+        return
+    elsewhere = [name for name, algos in ALGORITHMS.items() if algorithm in algos]
+    hints = [f"Set spec.algorithm to {' or '.join(supported)} (or auto) for backend {backend}."]
+    if elsewhere:
+        hints.append(f"{algorithm} runs on backend {' or '.join(elsewhere)} "
+                     "(request a GPU: resources.gpu).")
+    raise TrainerFailure("ConfigInvalid", f"algorithm {algorithm!r} is not implemented by "
+                         f"backend {backend!r}, which runs {', '.join(supported)}", hints)
 
 
 def get_backend(name: str) -> Backend:
