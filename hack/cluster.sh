@@ -46,7 +46,7 @@ case "$cmd" in
     echo "$f"
     ;;
   load-image)
-    [ $# -eq 1 ] && [ -f "$1" ] || die "load-image needs an existing archive file"
+    if [ $# -ne 1 ] || [ ! -f "$1" ]; then die "load-image needs an existing archive file"; fi
     "${backend}_load_image" "$1"
     ;;
   kubectl)

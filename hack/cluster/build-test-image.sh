@@ -7,7 +7,7 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/lib.sh"
 
 BUSYBOX=/bin/busybox
-[ -x "$BUSYBOX" ] && "$BUSYBOX" --list >/dev/null || die "needs busybox-static (hack/install-deps.sh)"
+"$BUSYBOX" --list >/dev/null 2>&1 || die "needs busybox-static (hack/install-deps.sh)"
 key="$(sha256sum "$BUSYBOX" | cut -c1-12)"
 image="docker.io/arclight/busybox:$key"
 archive="$ARCLIGHT_CACHE/images/busybox-$key.tar"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The cluster on kind, used where `kind` and a working Docker engine exist
 # (sourced by hack/cluster.sh after lib.sh).
 KIND_CLUSTER=arclight

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sourced; the settings are used by the sourcing scripts
 # Shared settings and helpers for hack/cluster.sh and hack/cluster/*.sh (sourced, not run).
 ARCLIGHT_CACHE="${ARCLIGHT_CACHE:-$HOME/.cache/arclight}"
 STATE="${ARCLIGHT_CLUSTER_DIR:-$ARCLIGHT_CACHE/cluster}"
@@ -7,7 +8,7 @@ K8S_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube
 PAUSE_IMAGE="k8s.gcr.io/pause:3.2"
 
 # Network layout (all inside this machine).
-NODE_IF=arclight0          # dummy interface carrying the node address
+NODE_IF=arclight0          # port-less bridge carrying the node address (no dummy links here)
 NODE_IP=172.31.250.2
 CNI_BRIDGE=arcbr0
 POD_CIDR=10.88.0.0/16

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The kind-less local cluster: etcd, control plane, containerd, kubelet and kube-proxy as
 # plain processes on this machine (sourced by hack/cluster.sh after lib.sh).
 CONTROL_PLANE=(etcd kube-apiserver kube-controller-manager)
@@ -7,6 +8,7 @@ export STATE PKI CONTAINERD_SOCK PAUSE_IMAGE CNI_BRIDGE POD_CIDR NODE_IP NODE_NA
 
 ctr_() { ctr --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }
 kubectl_() { "$BIN/kubectl" --kubeconfig "$STATE/admin.kubeconfig" "$@"; }
+# shellcheck disable=SC2016  # envsubst takes the variable names literally
 render() { envsubst '${STATE} ${PKI} ${CONTAINERD_SOCK} ${PAUSE_IMAGE} ${CNI_BRIDGE} ${POD_CIDR} ${NODE_IP} ${NODE_NAME}' < "$HERE/templates/$1" > "$2"; }
 https_ok() { curl -sf --max-time 2 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" "$1"; }
 node_ready() {
@@ -21,11 +23,19 @@ all_running() {
 }
 
 # The node address lives on a port-less bridge: a non-loopback address owned by this machine
-# (this kernel has no `dummy` link type).
+# (this kernel has no `dummy` link type). The link's alias records which state dir owns the
+# host network, so a second state dir can neither take it over nor tear it down.
+network_owner() { cat "/sys/class/net/$NODE_IF/ifalias" 2>/dev/null || true; }
+
 setup_host_network() {
+  local owner; owner="$(network_owner)"
+  if [ -n "$owner" ] && [ "$owner" != "$STATE" ]; then
+    die "the node network ($NODE_IF, $NODE_IP) belongs to the cluster in $owner"
+  fi
   sysctl -qw net.ipv4.ip_forward=1
   [ ! -e /proc/sys/net/bridge/bridge-nf-call-iptables ] || sysctl -qw net.bridge.bridge-nf-call-iptables=1
   ip link show "$NODE_IF" >/dev/null 2>&1 || ip link add "$NODE_IF" type bridge
+  ip link set "$NODE_IF" alias "$STATE"
   ip addr replace "$NODE_IP/32" dev "$NODE_IF"
   ip link set "$NODE_IF" up
 }
@@ -161,11 +171,13 @@ local_down() {
   for c in kube-proxy kubelet kube-scheduler; do stop_proc "$c"; done
   stop_containers
   for c in kube-controller-manager kube-apiserver etcd; do stop_proc "$c"; done
-  clean_iptables
   unmount_state
-  ip link del "$CNI_BRIDGE" 2>/dev/null || true
-  ip link del "$NODE_IF" 2>/dev/null || true
-  rm -rf /var/log/pods /var/log/containers
+  if [ "$(network_owner)" = "$STATE" ]; then
+    clean_iptables
+    ip link del "$CNI_BRIDGE" 2>/dev/null || true
+    ip link del "$NODE_IF" 2>/dev/null || true
+    rm -rf /var/log/pods /var/log/containers
+  fi
   # Everything but the logs goes: the next `up` starts a fresh cluster.
   find "$STATE" -mindepth 1 -maxdepth 1 ! -name logs -exec rm -rf {} + 2>/dev/null || true
   log "down"
