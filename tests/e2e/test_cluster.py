@@ -106,12 +106,13 @@ def test_job_reaches_a_service_and_kubectl_logs_shows_its_output(cluster, namesp
                         containers=[
                             container(
                                 busybox_image,
-                                # Pod -> Service -> pod, then pod -> API server's Service.
-                                # (Debian's static busybox wget crashes with -T; the Job's
-                                # activeDeadlineSeconds bounds it instead.)
-                                f"echo hello-from-{namespace}"
-                                f" && wget -q -O- http://{svc.spec.cluster_ip}/ping"
-                                " && wget -q -O- https://$KUBERNETES_SERVICE_HOST/healthz 2>/dev/null",
+                                # Pod -> Service -> pod, then pod -> the API server's Service.
+                                # kube-proxy programs a new Service within seconds: retry, each
+                                # try bounded by busybox `timeout` (its wget -T crashes).
+                                f"echo hello-from-{namespace} && for i in $(seq 30); do"
+                                f" timeout 3 wget -q -O- http://{svc.spec.cluster_ip}/ping 2>/dev/null"
+                                " && break; sleep 1; done"
+                                " && timeout 10 wget -q -O- https://$KUBERNETES_SERVICE_HOST/healthz 2>/dev/null",
                             )
                         ],
                     )
