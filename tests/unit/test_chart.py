@@ -6,7 +6,6 @@ import sys
 import pytest
 import yaml
 
-helm = pytest.importorskip("helm_python")
 from helm_python.chart import Chart, lint
 
 pytestmark = pytest.mark.unit
@@ -87,6 +86,16 @@ def test_operator_role_holds_what_it_grants_to_trainers():
     (binding,) = find(render(), "ClusterRoleBinding")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "arclight-operator",
                                     "namespace": "arclight-system"}]
+
+
+def test_every_port_names_its_protocol():
+    """Helm installs with server-side apply, which 1.20 API servers refuse without protocol."""
+    docs = render()
+    ports = [p for d in find(docs, "Service") for p in d["spec"]["ports"]]
+    for deployment in find(docs, "Deployment"):
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            ports += container.get("ports", [])
+    assert ports and all(p.get("protocol") == "TCP" for p in ports), ports
 
 
 def test_user_roles_per_kind():
