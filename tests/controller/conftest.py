@@ -112,9 +112,10 @@ class OperatorProcess:
         return "\n".join(text.splitlines()[-lines:])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def operator(cluster, crds, tmp_path_factory) -> Iterator[OperatorProcess]:
-    """The running operator (session-wide; tests may restart it)."""
+    """The running operator, one per test module (tests may restart it). Module scope keeps it
+    from outliving the controller tests: e2e tests run the operator the chart installs."""
     proc = OperatorProcess(cluster.kubeconfig, tmp_path_factory.mktemp("operator") / "kopf.log")
     proc.start()
     yield proc

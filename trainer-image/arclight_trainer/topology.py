@@ -62,11 +62,11 @@ class AglTopology:
                             headers={"Authorization": f"Bearer {self.key}"})
 
     def env(self) -> dict[str, str]:
-        """The environment for Agent Lightning processes: the key and the package path."""
+        """The environment for Agent Lightning processes. The agl interpreter has the project
+        installed itself (never put this interpreter's site-packages on its path: compiled
+        packages of another Python version break it)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("AGL_")}
         env[KEY_ENV] = self.key
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p)
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
@@ -116,8 +116,14 @@ class AglTopology:
     def _check_alive(self) -> None:
         for proc in self._procs:
             if proc.poll() is not None:
-                raise RuntimeError(f"{' '.join(proc.args[1:3])} exited with {proc.returncode} "
-                                   f"(log: {self.log_path})")
+                raise RuntimeError(f"{' '.join(proc.args[1:3])} exited with {proc.returncode}; "
+                                   f"the end of {self.log_path}:\n{self._log_tail()}")
+
+    def _log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError as exc:
+            return f"(unreadable: {exc})"
 
     def healthy(self) -> bool:
         """Both processes are running and the gateway answers."""
