@@ -7,12 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helm_python.chart import Chart
 from kube import find_condition, wait_until
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-
-helm = pytest.importorskip("helm_python")
-from helm_python.chart import Chart
 
 pytestmark = pytest.mark.controller
 REPO = Path(__file__).resolve().parents[2]

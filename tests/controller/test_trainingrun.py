@@ -222,16 +222,41 @@ def test_deadline_exceeded(cluster, namespace, operator):
     assert "activeDeadlineSeconds" in cond["message"]
 
 
-def test_image_pull_failure_degrades_the_run(cluster, namespace, operator):
+@pytest.mark.parametrize(("waiting", "reason", "says"), [
+    ("ImagePullBackOff", "ImagePullFailed", "image"),
+    ("CrashLoopBackOff", "CrashLoop", "crashing"),
+])
+def test_waiting_trainer_degrades_the_run(cluster, namespace, operator, waiting, reason, says):
     name = make_run(cluster, namespace)
     condition(cluster, namespace, name, "Admitted", "True")
     pod = job_pod(cluster, namespace, f"{name}-trainer-1")
     set_pod_status(cluster, namespace, pod, "Pending", {"waiting": {
-        "reason": "ImagePullBackOff", "message": "Back-off pulling image"}})
-    cond = condition(cluster, namespace, name, "Degraded", "True", "ImagePullFailed")
-    assert "image" in cond["message"]
-    assert get_run(cluster, namespace, name)["status"]["diagnosis"]["reason"] == \
-        "ImagePullFailed"
+        "reason": waiting, "message": "Back-off"}})
+    cond = condition(cluster, namespace, name, "Degraded", "True", reason)
+    assert says in cond["message"]
+    assert get_run(cluster, namespace, name)["status"]["diagnosis"]["reason"] == reason
+
+
+def test_eviction_is_retried(cluster, namespace, operator):
+    name = make_run(cluster, namespace)
+    condition(cluster, namespace, name, "Admitted", "True")
+    pod = job_pod(cluster, namespace, f"{name}-trainer-1")
+    set_pod_status(cluster, namespace, pod, "Failed", {"terminated": {
+        "exitCode": 137, "reason": "Error", "startedAt": "2024-01-01T00:00:00Z",
+        "finishedAt": "2024-01-01T00:01:00Z"}}, reason="Evicted")
+    wait_until(lambda: len(jobs(cluster, namespace, name)) == 2, WAIT, what="attempt 2")
+    status = get_run(cluster, namespace, name)["status"]
+    assert status["diagnosis"]["reason"] == "Evicted" and status["attempts"] == 2
+
+
+def test_failed_rollouts_are_retried_then_fail(cluster, namespace, operator):
+    name = make_run(cluster, namespace)
+    condition(cluster, namespace, name, "Admitted", "True")
+    terminate(cluster, namespace, f"{name}-trainer-1", 7)
+    wait_until(lambda: len(jobs(cluster, namespace, name)) == 2, WAIT, what="attempt 2")
+    terminate(cluster, namespace, f"{name}-trainer-2", 7)
+    cond = condition(cluster, namespace, name, "Failed", "True", "RolloutsFailed")
+    assert "rollout" in cond["message"]
 
 
 def test_suspend_and_resume(cluster, namespace, operator):
