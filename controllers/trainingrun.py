@@ -354,10 +354,17 @@ def on_change(namespace: str, name: str, memo: kopf.Memo, reason: str, **_: Any)
     _run(memo, namespace, name, getattr(reason, "value", str(reason)))
 
 
-@kopf.timer(GROUP, VERSION, api.PLURAL,
+def _unfinished(status: kopf.Status, **_: Any) -> bool:
+    return status.get("phase") not in ("Succeeded", "Failed")
+
+
+# kopf puts a finalizer on every object a timer matches, so the timer matches only unfinished
+# runs: a finished run holds no finalizer (it has no external state) and its namespace can be
+# deleted even when no operator is running.
+@kopf.timer(GROUP, VERSION, api.PLURAL, when=_unfinished,
             interval=arclight_settings.get().resync_seconds, initial_delay=5)
 def resync(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
-    """Periodic resync: catches anything the watches missed."""
+    """Periodic resync of unfinished runs: catches anything the watches missed."""
     try:
         _run(memo, namespace, name, "resync")
     except kopf.PermanentError:

@@ -214,6 +214,9 @@ def test_non_retryable_failures(cluster, namespace, operator, exit_code, reason)
     assert cond["message"]
     assert len(jobs(cluster, namespace, name)) == 1
     assert any(r == reason and t == "Warning" for t, r, _ in events(cluster, namespace, name))
+    # Finished: no finalizer left, so deleting it (or its namespace) never needs the operator.
+    wait_until(lambda: not get_run(cluster, namespace, name)["metadata"].get("finalizers"), WAIT,
+               what="the finalizer to go")
 
 
 def test_deadline_exceeded(cluster, namespace, operator):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -71,10 +72,15 @@ def operator_namespace(cluster) -> Iterator[str]:
             "--set", "artifacts.claim=arclight-artifacts")
         assert installed.returncode == 0, installed.stderr[-3000:]
         yield namespace
-    finally:
+    finally:  # runs first, while the operator still runs: an unfinished run holds a finalizer
+        client.CustomObjectsApi(cluster.api).delete_collection_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL)
+        wait_until(lambda: not client.CustomObjectsApi(cluster.api).list_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL)["items"], timeout=60, what="runs deleted")
         _helm(cluster, "uninstall", "--namespace", namespace)
         core.delete_namespace(namespace)
         core.delete_persistent_volume(f"arclight-artifacts-{namespace}")
+        shutil.rmtree(host_dir, ignore_errors=True)
 
 
 def _operator_pod(cluster, namespace: str):
@@ -126,7 +132,9 @@ def test_math_solver_trains_to_success_in_a_trainer_pod(cluster, operator_namesp
     print(row)
     header, values = row.splitlines()[:2]
     assert header.split()[:6] == ["NAME", "TEMPLATE", "PHASE", "PROGRESS", "REWARD", "CREDITS"]
-    assert values.split()[2] == "Running" and values.split()[3].endswith("%")
+    _, _, phase, percent, reward = values.split()[:5]
+    assert phase == "Running" and 0 < int(percent) < 100
+    assert 0.0 <= float(reward) <= 1.0
 
     def finished() -> dict | None:
         status = read().get("status") or {}
