@@ -80,10 +80,18 @@ def sequence_logprobs(model, sequences: torch.Tensor, attention: torch.Tensor,
     """Log-probs of each token of `sequences` under `model` ([batch, len], 0 where no response).
 
     Position t holds log p(token_t | tokens_<t); only positions in `response_mask` are kept.
+    Logits are computed only from the first response position on (`logits_to_keep`): the
+    prompt's logits over the whole vocabulary would cost more than the response's.
     """
-    logits = model(input_ids=sequences, attention_mask=attention).logits[:, :-1, :].float()
+    width = sequences.shape[1]
+    has_response = response_mask.bool().any(-1)
+    first = int(response_mask.bool().float().argmax(-1)[has_response].min()) if bool(
+        has_response.any()) else width - 1
+    first = max(first, 1)
+    logits = model(input_ids=sequences, attention_mask=attention,
+                   logits_to_keep=width - first + 1).logits[:, :-1, :].float()
     logprobs = torch.log_softmax(logits / temperature, dim=-1)
-    chosen = logprobs.gather(-1, sequences[:, 1:].unsqueeze(-1)).squeeze(-1)
+    chosen = logprobs.gather(-1, sequences[:, first:].unsqueeze(-1)).squeeze(-1)
     out = torch.zeros(sequences.shape, dtype=chosen.dtype)
-    out[:, 1:] = chosen
+    out[:, first:] = chosen
     return out * response_mask

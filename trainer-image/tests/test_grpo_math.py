@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-
 from arclight_trainer.grpo import group_advantages, policy_loss, shape_rewards
 
 pytestmark = pytest.mark.unit
@@ -25,7 +24,7 @@ def test_group_without_variance_or_alone_has_no_advantage():
 
 
 def _one_token(new, old, adv, ref=None, kl=0.0, clip=0.2):
-    t = lambda v: torch.tensor([[v]], dtype=torch.float32)  # noqa: E731
+    t = lambda v: torch.tensor([[v]], dtype=torch.float32)
     return policy_loss(t(new), t(old), None if ref is None else t(ref),
                        torch.tensor([adv]), torch.ones(1, 1), clip_range=clip, kl_coef=kl)
 
@@ -67,3 +66,24 @@ def test_relative_update_size():
 
     before = [torch.tensor([3.0, 4.0])]  # norm 5
     assert relative_update(before, [torch.tensor([3.0, 4.5])]) == pytest.approx(0.1)
+
+
+def test_sequence_logprobs_match_the_full_forward_pass():
+    from arclight_trainer.grpo import sequence_logprobs
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32,
+                                         num_hidden_layers=2, num_attention_heads=2,
+                                         num_key_value_heads=2)).eval()
+    # Two right-padded sequences: prompts of 4 and 2 tokens, responses of 3 and 4 tokens.
+    seq = torch.tensor([[5, 6, 7, 8, 9, 10, 11, 0], [3, 4, 12, 13, 14, 15, 0, 0]])
+    att = torch.tensor([[1, 1, 1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1, 0, 0]])
+    resp = torch.tensor([[0, 0, 0, 0, 1, 1, 1, 0], [0, 0, 1, 1, 1, 1, 0, 0]], dtype=torch.float)
+    with torch.no_grad():
+        got = sequence_logprobs(model, seq, att, resp, temperature=0.7)
+        full = torch.log_softmax(model(input_ids=seq, attention_mask=att).logits / 0.7, dim=-1)
+    want = torch.zeros_like(got)
+    want[:, 1:] = full[:, :-1].gather(-1, seq[:, 1:].unsqueeze(-1)).squeeze(-1)
+    assert torch.allclose(got, want * resp, atol=1e-5)
+    assert (got[resp == 0] == 0).all() and (got[resp == 1] < 0).all()
