@@ -1,8 +1,11 @@
 # Arclight developer entry points. Each target is a thin wrapper over a script in hack/.
-.PHONY: demo test unit cluster cluster-down images crds python
+.PHONY: demo demo-clean test unit cluster cluster-down images crds python
 
 demo:            ## bring up a local cluster, install the operator, train math-solver and deploy it
 	bash hack/demo.sh
+
+demo-clean:      ## remove what `make demo` installed
+	bash hack/demo.sh clean
 
 test:            ## install what the suite needs and run every test (unit, controller, trainer, e2e)
 	bash hack/test.sh

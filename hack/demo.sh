@@ -2,8 +2,16 @@
 # The main job, end to end on this machine: a local Kubernetes, the operator installed with its
 # Helm chart, a math-solver agent trained with Agent Lightning + GRPO, then served.
 #   ARCLIGHT_DEMO_TIMEOUT   seconds to wait for training (default 1800)
+#   hack/demo.sh clean      remove what the demo installed (namespace first, then the operator)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = clean ]; then
+  KUBECONFIG="${KUBECONFIG:-$(bash hack/cluster.sh kubeconfig)}"; export KUBECONFIG
+  bash hack/cluster.sh kubectl delete namespace arclight-demo --ignore-not-found --timeout=180s
+  bash hack/cluster.sh kubectl delete pv arclight-demo-artifacts --ignore-not-found
+  .venv/bin/python hack/helm.py uninstall --namespace arclight-system
+  exit 0
+fi
 t0=$SECONDS
 step() { printf '\n== %s (%ss)\n' "$*" "$((SECONDS - t0))"; }
 NS=arclight-demo
@@ -17,7 +25,8 @@ kubectl() { bash hack/cluster.sh kubectl "$@"; }
 step "images";             bash hack/images.sh all
 
 step "operator (Helm chart, through Helm's Go SDK)"
-kubectl apply -f crds/ >/dev/null
+# (CRDs applied by a test run first have no last-applied annotation: drop that one warning)
+kubectl apply -f crds/ 2>&1 >/dev/null | { grep -v 'last-applied-configuration' >&2 || true; }
 kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 # Checkpoints live on a hostPath volume owned by the trainer's user (uid 65532).
 install -d -o 65532 -g 65532 /var/lib/arclight/artifacts

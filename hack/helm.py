@@ -44,8 +44,8 @@ def install(config: helm.Config, namespace: str, values: dict, wait: int) -> Non
         release = config.upgrade(chart, RELEASE, values, **options)
     else:
         release = config.install(chart, RELEASE, values, create_namespace=True, **options)
-    print(f"release {RELEASE} in {namespace}: revision {release.get('version')}, "
-          f"status {release.get('info', {}).get('status')}")
+    print(f"release {RELEASE} in {namespace}: revision {release['revision']}, "
+          f"status {release['status']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,9 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     config = helm.Config(kubeconfig_path=os.environ.get("KUBECONFIG"), namespace=args.namespace)
     if args.action == "install":
         install(config, args.namespace, values, args.wait)
-    else:
+    elif config.list(all_states=True, name_filter=f"^{RELEASE}$"):
         config.uninstall(RELEASE)
         print(f"release {RELEASE} uninstalled from {args.namespace}")
+    else:
+        print(f"release {RELEASE} is not installed in {args.namespace}")
     return 0
 
 

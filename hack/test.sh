@@ -15,6 +15,8 @@ step "python environments";     bash hack/setup-python.sh
 if [ -z "${KUBECONFIG:-}" ]; then
   step "local cluster";         bash hack/cluster.sh up
   KUBECONFIG="$(bash hack/cluster.sh kubeconfig)"; export KUBECONFIG
+  # The tests install and run their own operators: the demo's must not act beside them.
+  step "remove the demo's operator, if any"; bash hack/demo.sh clean
 fi
 step "images";                  bash hack/images.sh all
 step "tests ($select)"
