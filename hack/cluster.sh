@@ -41,9 +41,17 @@ case "$cmd" in
   down) lock; "${backend}_down" ;;
   status) "${backend}_status" ;;
   kubeconfig)
-    case "${1:-}" in --operator) f="$STATE/operator.kubeconfig" ;; "") f="$STATE/admin.kubeconfig" ;; *) usage ;; esac
-    [ -f "$f" ] || die "no cluster kubeconfig at $f (run hack/cluster.sh up)"
-    echo "$f"
+    case "${1:-}" in --operator|"") ;; *) usage ;; esac
+    [ -f "$STATE/admin.kubeconfig" ] || die "no cluster kubeconfig at $STATE (run hack/cluster.sh up)"
+    if [ "${1:-}" = --operator ]; then
+      # Re-ensured on every call: a Helm release that adopted the account (the chart's) takes it
+      # away again when uninstalled, and with it the token a stored kubeconfig would hold.
+      if [ "$backend" = local ]; then k="$(k8s_bin_dir)/kubectl"; else k="$(command -v kubectl)"; fi
+      "$HERE/operator-sa.sh" "$k" "$STATE/admin.kubeconfig" "$STATE/operator.kubeconfig"
+      echo "$STATE/operator.kubeconfig"
+    else
+      echo "$STATE/admin.kubeconfig"
+    fi
     ;;
   load-image)
     if [ $# -ne 1 ] || [ ! -f "$1" ]; then die "load-image needs an existing archive file"; fi
