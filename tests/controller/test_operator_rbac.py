@@ -24,6 +24,15 @@ def chart_rbac() -> list[dict]:
             and d["metadata"]["name"] == "rbac-test-arclight-operator"]
 
 
+def _allowed(cluster, verb: str, resource: str, group: str) -> bool:
+    """Whether the operator's service account may do this, as the API server decides now."""
+    review = client.AuthorizationV1Api(cluster.api).create_subject_access_review({
+        "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+        "spec": {"user": "system:serviceaccount:arclight-system:arclight-operator",
+                 "resourceAttributes": {"verb": verb, "resource": resource, "group": group}}})
+    return bool(review.status.allowed)
+
+
 @pytest.fixture
 def operator_as_service_account(cluster, crds, operator, start_operator):
     """The operator as its service account, bound to the chart's ClusterRole only.
@@ -42,6 +51,8 @@ def operator_as_service_account(cluster, crds, operator, start_operator):
     kubeconfig = subprocess.run([str(REPO / "hack" / "cluster.sh"), "kubeconfig", "--operator"],
                                 capture_output=True, text=True, timeout=60,
                                 check=True).stdout.strip().splitlines()[-1]
+    wait_until(lambda: _allowed(cluster, "list", "trainingruns", "arclight.dev"), timeout=30,
+               what="the authorizer to see the new binding")
     operator.stop()
     proc = start_operator(kubeconfig)
     try:
