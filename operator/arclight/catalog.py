@@ -100,6 +100,9 @@ CPU_MAX_STEPS = 20
 UNKNOWN_SIZE_STEPS = {"cpu": CPU_MAX_STEPS, "verl": 200}
 """`auto` steps when the dataset size is not known before training."""
 
+# What each trainer backend implements (the trainer checks the same table before it starts).
+BACKEND_ALGORITHMS = MappingProxyType({"cpu": ("grpo",), "verl": ("grpo", "ppo")})
+
 # A CPU request, not a limit: the trainer bursts to every core the node has free.
 CPU_RESOURCES = MappingProxyType({"cpu": "1", "memory": "4Gi"})
 GPU_RESOURCES_PER_GPU = MappingProxyType({"cpu": 4, "memoryGi": 16})

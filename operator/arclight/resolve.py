@@ -59,7 +59,7 @@ def resolve(
     backend = "cpu" if spec.resources.gpu.type == "none" else "verl"
     dataset = _dataset(spec, template)
     adapter = "lora" if spec.model.adapter == "auto" else spec.model.adapter
-    algorithm = _algorithm(spec, template)
+    algorithm = _algorithm(spec, backend)
     hyperparameters = _hyperparameters(spec, template, algorithm, adapter, backend, dataset)
     resources = _resources(spec, backend)
     rollouts = _rollouts(spec, backend)
@@ -114,10 +114,18 @@ def _model_base(spec: TrainingRunSpec) -> str:
     return catalog.DEFAULT_MODEL if spec.model.base == "auto" else spec.model.base
 
 
-def _algorithm(spec: TrainingRunSpec, template: catalog.TemplateInfo | None) -> str:
-    """The requested algorithm, or grpo: every template's reward is computed from the task,
-    and grpo is what both trainer backends implement."""
-    return "grpo" if spec.algorithm == "auto" else spec.algorithm
+def _algorithm(spec: TrainingRunSpec, backend: str) -> str:
+    """The requested algorithm, or grpo (every template's reward is computed from the task);
+    an algorithm the backend does not implement is refused here, naming the field."""
+    algorithm = "grpo" if spec.algorithm == "auto" else spec.algorithm
+    supported = catalog.BACKEND_ALGORITHMS[backend]
+    if algorithm not in supported:
+        elsewhere = [b for b, algos in catalog.BACKEND_ALGORITHMS.items() if algorithm in algos]
+        hint = (f"; {algorithm} needs a GPU (spec.resources.gpu)" if elsewhere
+                else "; no trainer backend implements it yet")
+        raise ResolveError(f"spec.algorithm: {algorithm} is not supported by the {backend} "
+                           f"backend (it runs {', '.join(supported)}){hint}")
+    return algorithm
 
 
 def _train_rows(size: int, validation_fraction: str) -> int:

@@ -79,7 +79,7 @@ def test_explicit_values_are_kept():
         "template": "sql-agent",
         "dataset": {"uri": "s3://bucket/train.parquet", "validationFraction": "0.2"},
         "model": {"base": "acme/sql-7b", "adapter": "full"},
-        "algorithm": "ppo",
+        "algorithm": "grpo",  # explicit ppo is kept too, on a GPU (its own test)
         "hyperparameters": {
             "learningRate": "3e-6",
             "batchSize": 8,
@@ -106,7 +106,7 @@ def test_explicit_values_are_kept():
         "validationFraction": "0.2",
     }
     assert resolved["model"] == {"base": "acme/sql-7b", "adapter": "full"}
-    assert resolved["algorithm"] == "ppo"
+    assert resolved["algorithm"] == "grpo"
     hp = resolved["hyperparameters"]
     assert (hp["learningRate"], hp["batchSize"], hp["maxSteps"], hp["epochs"]) == (
         "3e-6",
@@ -219,7 +219,25 @@ def test_learning_rate_follows_the_adapter():
 def test_algorithm_auto_is_grpo_and_explicit_choices_are_kept():
     chosen = {name: _resolve({"template": name})[0]["algorithm"] for name in trainingrun.TEMPLATES}
     assert set(chosen.values()) == {"grpo"}
-    assert _resolve({"template": "content-writer", "algorithm": "sft"})[0]["algorithm"] == "sft"
+    gpu = {"gpu": {"type": "a100", "count": 1}}
+    assert _resolve({"template": "math-solver", "algorithm": "ppo", "resources": gpu})[0][
+        "algorithm"] == "ppo"
+
+
+@pytest.mark.parametrize(("spec", "says"), [
+    ({"algorithm": "ppo"}, "ppo needs a GPU"),
+    ({"algorithm": "sft"}, "no trainer backend implements it"),
+    ({"algorithm": "apo", "resources": {"gpu": {"type": "h100", "count": 1}}},
+     "not supported by the verl backend"),
+])
+def test_algorithms_the_backend_lacks_are_refused_naming_the_field(spec, says):
+    with pytest.raises(ResolveError, match=f"spec.algorithm: .*{says}"):
+        _resolve({"template": "math-solver", **spec})
+
+
+def test_backend_algorithms_match_the_trainer():
+    from arclight_trainer.backends import ALGORITHMS
+    assert {k: tuple(v) for k, v in catalog.BACKEND_ALGORITHMS.items()} == ALGORITHMS
 
 
 def test_custom_agent():
