@@ -77,3 +77,8 @@ def wait_condition(
 
     want = f"condition {cond_type}={status}" + (f" reason={reason}" if reason else "")
     return wait_until(check, timeout, interval, what=want)
+
+
+#: A node selector no node matches. Controller tests play the kubelet themselves (they write pod
+#: status), so the pods of their runs must never start, also when the full cluster is up.
+NO_NODE_SELECTOR = {"arclight.dev/controller-test": "no-node"}

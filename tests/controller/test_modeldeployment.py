@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from kube import find_condition, wait_until
+from kube import NO_NODE_SELECTOR, find_condition, wait_until
 from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 from test_operator_rbac import operator_as_service_account  # noqa: F401 (a fixture)
@@ -225,6 +225,7 @@ def test_scale_to_zero_without_keda_is_reported(cluster, namespace, operator):
 def test_succeeded_run_with_deploy_creates_the_model_deployment(cluster, namespace, operator):
     create(cluster, namespace, "trainingruns", "ship", {
         "template": "math-solver", "hyperparameters": {"maxSteps": 4},
+        "resources": {"nodeSelector": NO_NODE_SELECTOR},
         "deploy": {"enabled": True, "modelDeployment": "shipped"}})
     core = client.CoreV1Api(cluster.api)
     wait_until(lambda: core.read_namespaced_config_map("ship-report", namespace), WAIT,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 from helm_python.chart import Chart
-from kube import find_condition, wait_until
+from kube import NO_NODE_SELECTOR, find_condition, wait_until
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -69,7 +69,8 @@ def test_operator_works_with_the_charts_cluster_role(cluster, namespace,
     api = client.CustomObjectsApi(cluster.api)
     api.create_namespaced_custom_object("arclight.dev", "v1alpha1", namespace, "trainingruns", {
         "apiVersion": "arclight.dev/v1alpha1", "kind": "TrainingRun",
-        "metadata": {"name": "rbac"}, "spec": {"template": "math-solver"}})
+        "metadata": {"name": "rbac"},
+        "spec": {"template": "math-solver", "resources": {"nodeSelector": NO_NODE_SELECTOR}}})
 
     def admitted():
         run = api.get_namespaced_custom_object("arclight.dev", "v1alpha1", namespace,

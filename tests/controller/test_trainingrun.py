@@ -10,7 +10,7 @@ import json
 import secrets
 
 import pytest
-from kube import find_condition, wait_until
+from kube import NO_NODE_SELECTOR, find_condition, wait_until
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -27,7 +27,7 @@ def make_run(cluster, namespace, name=None, **spec):
             "metadata": {"name": name},
             "spec": {"template": "math-solver", "hyperparameters": {"maxSteps": 4,
                                                                    "batchSize": 8},
-                     **spec}}
+                     "resources": {"nodeSelector": NO_NODE_SELECTOR}, **spec}}
     client.CustomObjectsApi(cluster.api).create_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL, body)
     return name
