@@ -58,6 +58,11 @@ echo "best checkpoint: $(kubectl get tr math -n "$NS" -o jsonpath='{.status.best
      "(on this node under /var/lib/arclight/artifacts)"
 
 step "serve it (ModelDeployment)"
+# spec.deploy makes the operator create ModelDeployment "math" once the run has succeeded.
+for _ in $(seq 1 60); do
+  kubectl get modeldeployment math -n "$NS" >/dev/null 2>&1 && break
+  sleep 2
+done
 if ! kubectl wait --for=condition=Ready "modeldeployment/math" -n "$NS" --timeout=600s; then
   kubectl get modeldeployment math -n "$NS" -o yaml >&2; exit 1
 fi
