@@ -6,9 +6,6 @@ resolves the sources to revisions and writes the children, ``status`` and Events
 """
 from __future__ import annotations
 
-import collections
-import threading
-import time
 from typing import Any
 
 import kopf
@@ -20,6 +17,7 @@ from arclight.api.common import API_VERSION
 from arclight.builders import modeldeployment as build
 from arclight.builders.common import OWNER_KIND_LABEL, OWNER_NAME_LABEL, owner_labels
 from arclight.clients.kube import Kube
+from arclight.reconciling import reconcile_object
 from arclight.status import FALSE, TRUE, UNKNOWN, now_iso, set_condition, transitions
 from arclight.validation import InvalidSpec
 
@@ -28,8 +26,6 @@ C = api.ConditionType
 R = api.Reason
 #: How many revisions ``status.revisions`` remembers (the live ones are always kept).
 HISTORY = 10
-_locks: collections.defaultdict[tuple[str, str], threading.Lock] = collections.defaultdict(
-    threading.Lock)
 
 
 class SourceNotReady(Exception):
@@ -326,32 +322,11 @@ def is_rolled_back(status: dict[str, Any]) -> bool:
                for c in status.get("conditions") or [])
 
 
-def reconcile(kube: Kube, settings: arclight_settings.Settings, namespace: str, name: str,
-              trigger: str) -> None:
-    """Bring the ModelDeployment ``namespace/name`` and its children to the desired state."""
-    metrics.RECONCILES.labels(KIND, trigger).inc()
-    started = time.monotonic()
-    with _locks[(namespace, name)]:
-        try:
-            md = kube.get(API_VERSION, KIND, name, namespace)
-            if md is None or md["metadata"].get("deletionTimestamp"):
-                return
-            Reconciler(kube, settings, md).reconcile()
-        except InvalidSpec:
-            metrics.RECONCILE_ERRORS.labels(KIND, R.INVALID_SPEC).inc()
-            raise
-        except Exception as exc:
-            metrics.RECONCILE_ERRORS.labels(KIND, type(exc).__name__).inc()
-            raise
-        finally:
-            metrics.RECONCILE_SECONDS.labels(KIND).observe(time.monotonic() - started)
-
-
 def _run(memo: kopf.Memo, namespace: str, name: str, trigger: str) -> None:
-    try:
-        reconcile(memo["kube"], memo["settings"], namespace, name, trigger)
-    except InvalidSpec as exc:
-        raise kopf.PermanentError(str(exc)) from None
+    """Reconcile the ModelDeployment ``namespace/name`` (see arclight.reconciling)."""
+    settings = memo["settings"]
+    reconcile_object(memo["kube"], API_VERSION, KIND, namespace, name, trigger,
+                     lambda md: Reconciler(memo["kube"], settings, md).reconcile())
 
 
 @kopf.on.resume(GROUP, VERSION, api.PLURAL)

@@ -6,10 +6,7 @@ world and writes the whole desired state: children, ``status`` and Events.
 """
 from __future__ import annotations
 
-import collections
 import json
-import threading
-import time
 from typing import Any
 
 import kopf
@@ -21,6 +18,7 @@ from arclight.api import trainingrun as api
 from arclight.builders import trainingrun as build
 from arclight.builders.common import OWNER_KIND_LABEL, OWNER_NAME_LABEL, owner_labels
 from arclight.clients.kube import Kube
+from arclight.reconciling import reconcile_object
 from arclight.resolve import ResolveError, resolve
 from arclight.status import (
     FALSE,
@@ -38,8 +36,6 @@ KIND = api.KIND
 OVERRIDES_ANNOTATION = build.OVERRIDES_ANNOTATION
 C = api.ConditionType
 R = api.Reason
-_locks: collections.defaultdict[tuple[str, str], threading.Lock] = collections.defaultdict(
-    threading.Lock)
 
 
 class Reconciler:
@@ -318,32 +314,11 @@ class Reconciler:
             self.kube.emit_event(self.run, reason, message, type_)
 
 
-def reconcile(kube: Kube, settings: arclight_settings.Settings, namespace: str, name: str,
-              trigger: str) -> None:
-    """Bring the TrainingRun ``namespace/name`` and its children to the desired state."""
-    metrics.RECONCILES.labels(KIND, trigger).inc()
-    started = time.monotonic()
-    with _locks[(namespace, name)]:
-        try:
-            run = kube.get(api.API_VERSION, KIND, name, namespace)
-            if run is None or run["metadata"].get("deletionTimestamp"):
-                return
-            Reconciler(kube, settings, run).reconcile()
-        except InvalidSpec:
-            metrics.RECONCILE_ERRORS.labels(KIND, R.INVALID_SPEC).inc()
-            raise
-        except Exception as exc:
-            metrics.RECONCILE_ERRORS.labels(KIND, type(exc).__name__).inc()
-            raise
-        finally:
-            metrics.RECONCILE_SECONDS.labels(KIND).observe(time.monotonic() - started)
-
-
 def _run(memo: kopf.Memo, namespace: str, name: str, trigger: str) -> None:
-    try:
-        reconcile(memo["kube"], memo["settings"], namespace, name, trigger)
-    except InvalidSpec as exc:
-        raise kopf.PermanentError(str(exc)) from None
+    """Reconcile the TrainingRun ``namespace/name`` and its children (see arclight.reconciling)."""
+    settings = memo["settings"]
+    reconcile_object(memo["kube"], api.API_VERSION, KIND, namespace, name, trigger,
+                     lambda run: Reconciler(memo["kube"], settings, run).reconcile())
 
 
 @kopf.on.resume(GROUP, VERSION, api.PLURAL)

@@ -248,8 +248,10 @@ def test_eviction_is_retried(cluster, namespace, operator):
         "exitCode": 137, "reason": "Error", "startedAt": "2024-01-01T00:00:00Z",
         "finishedAt": "2024-01-01T00:01:00Z"}}, reason="Evicted")
     wait_until(lambda: len(jobs(cluster, namespace, name)) == 2, WAIT, what="attempt 2")
-    status = get_run(cluster, namespace, name)["status"]
-    assert status["diagnosis"]["reason"] == "Evicted" and status["attempts"] == 2
+    status = wait_until(
+        lambda: (s := get_run(cluster, namespace, name)["status"]).get("attempts") == 2 and s,
+        WAIT, what="attempt 2 in status")
+    assert status["diagnosis"]["reason"] == "Evicted"
 
 
 def test_failed_rollouts_are_retried_then_fail(cluster, namespace, operator):

@@ -1,0 +1,40 @@
+"""The frame every kind's reconcile runs in: one pass at a time per object, the object read
+fresh (nothing to do once it is gone or being deleted), metrics, and invalid input turned into
+kopf's permanent error (it is already a condition and an Event; retrying cannot fix it)."""
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import kopf
+
+from arclight import metrics
+from arclight.clients.kube import Kube
+from arclight.validation import InvalidSpec
+
+_locks: collections.defaultdict[tuple[str, str, str], threading.Lock] = collections.defaultdict(
+    threading.Lock)
+
+
+def reconcile_object(kube: Kube, api_version: str, kind: str, namespace: str, name: str,
+                     trigger: str, reconcile: Callable[[dict[str, Any]], None]) -> None:
+    """Read ``kind`` ``namespace/name`` and call ``reconcile(obj)`` under the object's lock."""
+    metrics.RECONCILES.labels(kind, trigger).inc()
+    started = time.monotonic()
+    with _locks[(kind, namespace, name)]:
+        try:
+            obj = kube.get(api_version, kind, name, namespace)
+            if obj is None or obj["metadata"].get("deletionTimestamp"):
+                return
+            reconcile(obj)
+        except InvalidSpec as exc:
+            metrics.RECONCILE_ERRORS.labels(kind, "InvalidSpec").inc()
+            raise kopf.PermanentError(str(exc)) from None
+        except Exception as exc:
+            metrics.RECONCILE_ERRORS.labels(kind, type(exc).__name__).inc()
+            raise
+        finally:
+            metrics.RECONCILE_SECONDS.labels(kind).observe(time.monotonic() - started)
