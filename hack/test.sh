@@ -12,13 +12,17 @@ step() { printf '\n== %s (%ss)\n' "$*" "$((SECONDS - t0))"; }
 
 step "install system packages"; bash hack/install-deps.sh
 step "python environments";     bash hack/setup-python.sh
+load_flag="--no-load"
 if [ -z "${KUBECONFIG:-}" ]; then
+  load_flag=""
   step "local cluster";         bash hack/cluster.sh up
   KUBECONFIG="$(bash hack/cluster.sh kubeconfig)"; export KUBECONFIG
   # The tests install and run their own operators: the demo's must not act beside them.
   step "remove the demo's operator, if any"; bash hack/demo.sh clean
 fi
-step "images";                  bash hack/images.sh all
+# An existing cluster (KUBECONFIG set) gets no local load: make the images pullable there
+# (`kind load docker-archive ~/.cache/arclight/images/<name>-<hash>.tar`, or a registry).
+step "images";                  bash hack/images.sh all ${load_flag:-}
 step "tests ($select)"
 .venv/bin/python -m pytest -m "$select" "$@"
 step "done"
