@@ -17,8 +17,8 @@ from arclight.api.common import API_VERSION
 from arclight.builders import modeldeployment as build
 from arclight.builders.common import OWNER_KIND_LABEL, OWNER_NAME_LABEL, owner_labels
 from arclight.clients.kube import Kube
-from arclight.reconciling import reconcile_object
-from arclight.status import FALSE, TRUE, UNKNOWN, now_iso, set_condition, transitions
+from arclight.reconciling import StatusPass, reconcile_object
+from arclight.status import FALSE, TRUE, UNKNOWN, now_iso, transitions
 from arclight.validation import InvalidSpec
 
 KIND = api.KIND
@@ -36,26 +36,13 @@ class SourceNotReady(Exception):
         self.reason = reason
 
 
-class Reconciler:
+class Reconciler(StatusPass):
     """One pass over one ModelDeployment: resolve, apply, report."""
 
     def __init__(self, kube: Kube, settings: arclight_settings.Settings, md: dict[str, Any]):
-        self.kube, self.settings, self.md = kube, settings, md
-        self.name = md["metadata"]["name"]
-        self.namespace = md["metadata"]["namespace"]
-        self.generation = md["metadata"].get("generation")
-        self.old_status: dict[str, Any] = dict(md.get("status") or {})
-        self.status: dict[str, Any] = {**self.old_status,
-                                       "conditions": list(self.old_status.get("conditions") or [])}
-        self.events: list[tuple[str, str, str]] = []
+        super().__init__(kube, settings, md)
+        self.md = md
         self.problems: list[tuple[str, str]] = []
-
-    def condition(self, type_: str, status: str, reason: str, message: str) -> None:
-        self.status["conditions"] = set_condition(self.status["conditions"], type_, status,
-                                                  reason, message, self.generation)
-
-    def event(self, reason: str, message: str, warning: bool = False) -> None:
-        self.events.append(("Warning" if warning else "Normal", reason, message))
 
     # --- the pass ------------------------------------------------------------------------------
 

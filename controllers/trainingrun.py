@@ -18,7 +18,7 @@ from arclight.api import trainingrun as api
 from arclight.builders import trainingrun as build
 from arclight.builders.common import OWNER_KIND_LABEL, OWNER_NAME_LABEL, owner_labels
 from arclight.clients.kube import Kube
-from arclight.reconciling import reconcile_object
+from arclight.reconciling import StatusPass, reconcile_object
 from arclight.resolve import ResolveError, resolve
 from arclight.status import (
     FALSE,
@@ -26,7 +26,6 @@ from arclight.status import (
     UNKNOWN,
     is_true,
     now_iso,
-    set_condition,
     trainingrun_phase,
     transitions,
 )
@@ -38,27 +37,12 @@ C = api.ConditionType
 R = api.Reason
 
 
-class Reconciler:
+class Reconciler(StatusPass):
     """One pass over one TrainingRun: observe, decide, apply, report."""
 
     def __init__(self, kube: Kube, settings: arclight_settings.Settings, run: dict[str, Any]):
-        self.kube, self.settings, self.run = kube, settings, run
-        self.name = run["metadata"]["name"]
-        self.namespace = run["metadata"]["namespace"]
-        self.generation = run["metadata"].get("generation")
-        self.old_status: dict[str, Any] = dict(run.get("status") or {})
-        self.status: dict[str, Any] = {**self.old_status,
-                                       "conditions": list(self.old_status.get("conditions") or [])}
-        self.events: list[tuple[str, str, str]] = []
-
-    # --- conditions and events ---------------------------------------------------------------
-
-    def condition(self, type_: str, status: str, reason: str, message: str) -> None:
-        self.status["conditions"] = set_condition(self.status["conditions"], type_, status,
-                                                  reason, message, self.generation)
-
-    def event(self, reason: str, message: str, warning: bool = False) -> None:
-        self.events.append(("Warning" if warning else "Normal", reason, message))
+        super().__init__(kube, settings, run)
+        self.run = run
 
     # --- the pass ------------------------------------------------------------------------------
 

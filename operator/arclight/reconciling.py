@@ -13,6 +13,7 @@ import kopf
 
 from arclight import metrics
 from arclight.clients.kube import Kube
+from arclight.status import set_condition
 from arclight.validation import InvalidSpec
 
 _locks: collections.defaultdict[tuple[str, str, str], threading.Lock] = collections.defaultdict(
@@ -38,3 +39,27 @@ def reconcile_object(kube: Kube, api_version: str, kind: str, namespace: str, na
             raise
         finally:
             metrics.RECONCILE_SECONDS.labels(kind).observe(time.monotonic() - started)
+
+
+class StatusPass:
+    """What one reconcile pass of any kind shares: the status as read and the status being
+    written, conditions stamped with the object's generation, and Events queued for the end."""
+
+    def __init__(self, kube: Kube, settings: Any, obj: dict[str, Any]):
+        self.kube, self.settings, self.obj = kube, settings, obj
+        self.name = obj["metadata"]["name"]
+        self.namespace = obj["metadata"]["namespace"]
+        self.generation = obj["metadata"].get("generation")
+        self.old_status: dict[str, Any] = dict(obj.get("status") or {})
+        self.status: dict[str, Any] = {**self.old_status,
+                                       "conditions": list(self.old_status.get("conditions") or [])}
+        self.events: list[tuple[str, str, str]] = []
+
+    def condition(self, type_: str, status: str, reason: str, message: str) -> None:
+        """Set a condition (lastTransitionTime changes only when its status flips)."""
+        self.status["conditions"] = set_condition(self.status["conditions"], type_, status,
+                                                  reason, message, self.generation)
+
+    def event(self, reason: str, message: str, warning: bool = False) -> None:
+        """Queue a Kubernetes Event about the object."""
+        self.events.append(("Warning" if warning else "Normal", reason, message))
