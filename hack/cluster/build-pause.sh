@@ -18,15 +18,6 @@ trap 'rm -rf "$tmp"' EXIT
 gcc -Os -static -Wall -Werror -DVERSION="arclight-$key" -o "$tmp/pause" "$bin_dir/pause.c"
 strip "$tmp/pause"
 
-# A private, throwaway buildah store so we never touch anyone else's images.
-bh=(buildah --root "$tmp/root" --runroot "$tmp/run" --storage-driver vfs)
-ctr="$("${bh[@]}" from scratch)"
-"${bh[@]}" copy "$ctr" "$tmp/pause" /pause >/dev/null
-"${bh[@]}" config --entrypoint '["/pause"]' --user 65535:65535 "$ctr"
-"${bh[@]}" commit -q "$ctr" "$PAUSE_IMAGE" >/dev/null
-"${bh[@]}" push -q "$PAUSE_IMAGE" "docker-archive:$archive.part:$PAUSE_IMAGE"
-"${bh[@]}" rm -a >/dev/null
-"${bh[@]}" rmi -a -f >/dev/null
-mv "$archive.part" "$archive"
-log "built $PAUSE_IMAGE -> $archive"
+scratch_image_archive "$tmp/pause" /pause "$PAUSE_IMAGE" "$archive" \
+  --entrypoint '["/pause"]' --user 65535:65535
 echo "$archive"

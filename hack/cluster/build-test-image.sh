@@ -18,15 +18,6 @@ if [ ! -f "$archive" ]; then
   mkdir -p "$tmp/rootfs/bin" "$tmp/rootfs/tmp"
   install -m 0755 "$BUSYBOX" "$tmp/rootfs/bin/busybox"
   for applet in $("$BUSYBOX" --list); do [ "$applet" = busybox ] || ln -s busybox "$tmp/rootfs/bin/$applet"; done
-  bh=(buildah --root "$tmp/root" --runroot "$tmp/run" --storage-driver vfs)
-  ctr="$("${bh[@]}" from scratch)"
-  "${bh[@]}" copy "$ctr" "$tmp/rootfs/" / >/dev/null
-  "${bh[@]}" config --env PATH=/bin --cmd '["/bin/sh"]' "$ctr"
-  "${bh[@]}" commit -q "$ctr" "$image" >/dev/null
-  "${bh[@]}" push -q "$image" "docker-archive:$archive.part:$image"
-  "${bh[@]}" rm -a >/dev/null
-  "${bh[@]}" rmi -a -f >/dev/null
-  mv "$archive.part" "$archive"
-  log "built $image -> $archive"
+  scratch_image_archive "$tmp/rootfs/" / "$image" "$archive" --env PATH=/bin --cmd '["/bin/sh"]'
 fi
 echo "$archive $image"

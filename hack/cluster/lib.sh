@@ -85,3 +85,21 @@ wait_healthy() {
     sleep 0.5
   done
 }
+
+# scratch_image_archive SRC DEST IMAGE ARCHIVE [buildah config args...]
+# A FROM-scratch image holding SRC at DEST, configured by the extra args, saved as a docker
+# archive (written atomically). Uses a private, throwaway buildah store under $tmp (the caller's
+# temporary directory), so it never touches anyone else's images.
+scratch_image_archive() {
+  local src=$1 dest=$2 image=$3 archive=$4; shift 4
+  local bh=(buildah --root "$tmp/root" --runroot "$tmp/run" --storage-driver vfs) ctr
+  ctr="$("${bh[@]}" from scratch)"
+  "${bh[@]}" copy "$ctr" "$src" "$dest" >/dev/null
+  "${bh[@]}" config "$@" "$ctr"
+  "${bh[@]}" commit -q "$ctr" "$image" >/dev/null
+  "${bh[@]}" push -q "$image" "docker-archive:$archive.part:$image"
+  "${bh[@]}" rm -a >/dev/null
+  "${bh[@]}" rmi -a -f >/dev/null
+  mv "$archive.part" "$archive"
+  log "built $image -> $archive"
+}
