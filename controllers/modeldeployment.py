@@ -9,17 +9,18 @@ from __future__ import annotations
 from typing import Any
 
 import kopf
-from arclight import discovery, metrics
-from arclight import settings as arclight_settings
+from arclight.clients import discovery
+from arclight.framework import metrics
+from arclight.framework import settings as arclight_settings
 from arclight.api import GROUP, VERSION
 from arclight.api import modeldeployment as api
 from arclight.api.common import API_VERSION
-from arclight.builders import modeldeployment as build
-from arclight.builders.common import OWNER_KIND_LABEL, OWNER_NAME_LABEL, owner_labels
+from arclight.serving import builders as build
+from arclight.core.names import OWNER_KIND_LABEL, OWNER_NAME_LABEL, owner_labels
 from arclight.clients.kube import Kube
-from arclight.reconciling import StatusPass, reconcile_object
-from arclight.status import FALSE, TRUE, UNKNOWN, now_iso, transitions
-from arclight.validation import InvalidSpec
+from arclight.framework.frame import StatusPass, reconcile_object
+from arclight.core.conditions import FALSE, TRUE, UNKNOWN, now_iso, transitions
+from arclight.core.errors import InvalidSpec
 
 KIND = api.KIND
 C = api.ConditionType

@@ -10,17 +10,18 @@ import json
 from typing import Any
 
 import kopf
-from arclight import diagnosis as diag
-from arclight import metrics, reports
-from arclight import settings as arclight_settings
+from arclight.training import diagnosis as diag
+from arclight.framework import metrics
+from arclight.training import reports
+from arclight.framework import settings as arclight_settings
 from arclight.api import GROUP, VERSION
 from arclight.api import trainingrun as api
-from arclight.builders import trainingrun as build
-from arclight.builders.common import OWNER_KIND_LABEL, OWNER_NAME_LABEL, owner_labels
+from arclight.training import builders as build
+from arclight.core.names import OWNER_KIND_LABEL, OWNER_NAME_LABEL, owner_labels
 from arclight.clients.kube import Kube
-from arclight.reconciling import StatusPass, reconcile_object
-from arclight.resolve import ResolveError, resolve
-from arclight.status import (
+from arclight.framework.frame import StatusPass, reconcile_object
+from arclight.training.resolve import ResolveError, resolve
+from arclight.core.conditions import (
     FALSE,
     TRUE,
     UNKNOWN,
@@ -29,7 +30,8 @@ from arclight.status import (
     trainingrun_phase,
     transitions,
 )
-from arclight.validation import InvalidSpec, validate_trainingrun
+from arclight.core.errors import InvalidSpec
+from arclight.training.validation import validate_trainingrun
 
 KIND = api.KIND
 OVERRIDES_ANNOTATION = build.OVERRIDES_ANNOTATION

@@ -14,7 +14,7 @@ import shutil
 from urllib.parse import urlsplit
 
 import pytest
-from arclight.builders.trainingrun import build_rbac, build_report_config_map, report_name
+from arclight.training.builders import build_rbac, build_report_config_map, report_name
 from arclight_trainer import report
 from kube import wait_until
 from kubernetes import client, utils

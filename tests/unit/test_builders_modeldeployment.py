@@ -1,9 +1,9 @@
 """ModelDeployment children: revision names, Deployment shape, Service, autoscaling choice,
 replica-ratio canary split, Gateway API route, and API discovery decisions."""
 import pytest
-from arclight import discovery
-from arclight.builders import modeldeployment as b
-from arclight.validation import InvalidSpec
+from arclight.clients import discovery
+from arclight.serving import builders as b
+from arclight.core.errors import InvalidSpec
 
 pytestmark = pytest.mark.unit
 

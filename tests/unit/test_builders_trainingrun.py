@@ -3,7 +3,7 @@ import copy
 import json
 
 import pytest
-from arclight.builders import trainingrun as b
+from arclight.training import builders as b
 
 pytestmark = pytest.mark.unit
 

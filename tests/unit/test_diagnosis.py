@@ -2,7 +2,7 @@
 import json
 
 import pytest
-from arclight.diagnosis import auto_fix, diagnose
+from arclight.training.diagnosis import auto_fix, diagnose
 
 pytestmark = pytest.mark.unit
 HP = {"learningRate": "1e-4", "batchSize": 8, "gradientAccumulation": 1}

@@ -6,10 +6,10 @@ import copy
 from pathlib import Path
 
 import pytest
-from arclight import catalog
+from arclight.training import catalog
 from arclight.api import TrainingRunStatus, trainingrun
-from arclight.resolve import ResolveError, resolve
-from arclight.settings import Settings
+from arclight.training.resolve import ResolveError, resolve
+from arclight.framework.settings import Settings
 from arclight_trainer.config import parse_config
 from arclight_trainer.templates import get_template
 

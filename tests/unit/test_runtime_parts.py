@@ -2,8 +2,8 @@
 import json
 
 import pytest
-from arclight.reports import status_from_report
-from arclight.settings import SettingsError, from_env
+from arclight.training.reports import status_from_report
+from arclight.framework.settings import SettingsError, from_env
 
 pytestmark = pytest.mark.unit
 

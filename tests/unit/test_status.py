@@ -1,6 +1,6 @@
 """Conditions keep lastTransitionTime unless they flip; phase summarises conditions."""
 import pytest
-from arclight.status import set_condition, trainingrun_phase, transitions
+from arclight.core.conditions import set_condition, trainingrun_phase, transitions
 
 pytestmark = pytest.mark.unit
 

@@ -22,8 +22,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from arclight.api.modeldeployment import KIND, ModelDeploymentSpec
-from arclight.builders.common import COMPONENT_LABEL, GROUP, child_metadata, owner_labels
-from arclight.validation import InvalidSpec
+from arclight.core.names import COMPONENT_LABEL, GROUP, child_metadata, owner_labels
+from arclight.core.errors import InvalidSpec
 
 REVISION_LABEL = f"{GROUP}/revision"
 SERVER_COMPONENT = "server"

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
-from arclight.builders.common import GROUP, child_metadata, owner_labels
+from arclight.core.names import GROUP, child_metadata, owner_labels
 
 KIND = "TrainingRun"
 CONFIG_MOUNT = "/etc/arclight"

@@ -11,10 +11,10 @@ from typing import Any
 
 import kopf
 
-from arclight import metrics
+from arclight.framework import metrics
 from arclight.clients.kube import Kube
-from arclight.status import set_condition
-from arclight.validation import InvalidSpec
+from arclight.core.conditions import set_condition
+from arclight.core.errors import InvalidSpec
 
 _locks: collections.defaultdict[tuple[str, str, str], threading.Lock] = collections.defaultdict(
     threading.Lock)

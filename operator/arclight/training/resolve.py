@@ -10,7 +10,7 @@ import math
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlparse
 
-from arclight import catalog
+from arclight.training import catalog
 from arclight.api.common import API_VERSION
 from arclight.api.trainingrun import Resolved, TrainingRunSpec
 

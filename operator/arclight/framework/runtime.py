@@ -14,7 +14,7 @@ import kopf
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from arclight import settings as arclight_settings
+from arclight.framework import settings as arclight_settings
 from arclight.clients.kube import Kube, load_config
 
 PREFIX = "arclight.dev"

@@ -7,11 +7,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from arclight.api.trainingrun import TrainingRunSpec
-from arclight.builders.trainingrun import MAX_NAME_LENGTH
-
-
-class InvalidSpec(ValueError):
-    """The spec cannot be acted on; the message names the field and what to change."""
+from arclight.core.errors import InvalidSpec
+from arclight.training.builders import MAX_NAME_LENGTH
 
 
 def _field(loc: tuple[Any, ...]) -> str:

@@ -1,1 +1,0 @@
-"""Pure builders: validated spec + resolution -> child manifests (no I/O)."""

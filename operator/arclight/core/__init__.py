@@ -1,0 +1,1 @@
+"""The pure vocabulary every room shares: names and labels, conditions, errors, plans."""

@@ -1,0 +1,1 @@
+"""The reconcile framework: frame, work queue, child index, generic apply, settings, runtime."""

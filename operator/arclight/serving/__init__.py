@@ -1,0 +1,1 @@
+"""The serving room (pure): ModelDeployment builders and plan."""

@@ -1,0 +1,1 @@
+"""The training room (pure): magic train, catalog, diagnosis, reports, builders, plan."""
