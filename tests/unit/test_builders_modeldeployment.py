@@ -1,7 +1,7 @@
 """ModelDeployment children: revision names, Deployment shape, Service, autoscaling choice,
 replica-ratio canary split, Gateway API route, and API discovery decisions."""
 import pytest
-from arclight.clients import discovery
+from arclight.core import facts as discovery
 from arclight.serving import builders as b
 from arclight.core.errors import InvalidSpec
 
@@ -185,7 +185,7 @@ def test_only_pvc_and_mlflow_sources_are_servable():
 
 def test_discovery_picks_the_newest_hpa_and_optional_apis():
     old = discovery.from_groups({"autoscaling": ["v1", "v2beta1", "v2beta2"]})
-    assert old == discovery.Capabilities("autoscaling/v2beta2", None, None)
+    assert old == discovery.Capabilities("autoscaling/v2beta2", None, None, job_suspend=True)
     new = discovery.from_groups({"autoscaling": ["v2", "v1"], "keda.sh": ["v1alpha1"],
                                  "gateway.networking.k8s.io": ["v1", "v1beta1"]})
     assert new == discovery.Capabilities("autoscaling/v2", "keda.sh/v1alpha1",

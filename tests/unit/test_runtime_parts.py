@@ -11,10 +11,10 @@ pytestmark = pytest.mark.unit
 def test_settings_defaults_and_env():
     assert from_env({}).trainer_image == "docker.io/arclight/trainer:dev"
     settings = from_env({"ARCLIGHT_TRAINER_IMAGE": "r.example/t:1",
-                         "ARCLIGHT_WATCH_NAMESPACES": "a, b", "ARCLIGHT_METRICS_PORT": "9100",
+                         "ARCLIGHT_WORKERS": "4", "ARCLIGHT_METRICS_PORT": "9100",
                          "ARCLIGHT_ARTIFACTS_CLAIM": "artifacts"})
     assert settings.trainer_image == "r.example/t:1"
-    assert settings.watch_namespaces == ("a", "b")
+    assert settings.workers == 4
     assert settings.metrics_port == 9100 and settings.artifacts_claim == "artifacts"
 
 
@@ -22,6 +22,7 @@ def test_settings_defaults_and_env():
     ({"ARCLIGHT_METRICS_PORT": "http"}, "ARCLIGHT_METRICS_PORT"),
     ({"ARCLIGHT_MLFLOW_URI": "mlflow:5000"}, "ARCLIGHT_MLFLOW_URI"),
     ({"ARCLIGHT_ARTIFACTS_CLAIM": "Bad_Claim"}, "ARCLIGHT_ARTIFACTS_CLAIM"),
+    ({"ARCLIGHT_WORKERS": "0"}, "ARCLIGHT_WORKERS"),
 ])
 def test_bad_settings_fail_naming_the_variable(env, named):
     with pytest.raises(SettingsError, match=named):

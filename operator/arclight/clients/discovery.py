@@ -1,47 +1,18 @@
-"""API discovery: which optional APIs the cluster serves (HPA version, KEDA, Gateway API).
-
-``capabilities`` reads the server's group list (one request, cached briefly so that an API
-installed later is found without a restart); ``from_groups`` is the pure decision.
-"""
+"""API discovery: which optional APIs the cluster serves (HPA version, KEDA, Gateway API,
+Job suspension). One request for the group list and one for the version, cached briefly so
+that an API installed later is found without a restart; the decision is
+``arclight.core.facts.from_groups`` (pure)."""
 from __future__ import annotations
 
+import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from kubernetes import client
 
-HPA_VERSIONS = ("autoscaling/v2", "autoscaling/v2beta2")
-KEDA_GROUP = "keda.sh"
-GATEWAY_GROUP = "gateway.networking.k8s.io"
+from arclight.core.facts import Capabilities, from_groups
+
 CACHE_SECONDS = 60.0
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    """Optional APIs found on the server (``None``: that API is missing)."""
-
-    hpa_api_version: str | None
-    keda_api_version: str | None
-    gateway_api_version: str | None
-
-
-def from_groups(groups: Mapping[str, Sequence[str]]) -> Capabilities:
-    """Decide from ``{group: [version, ...]}`` (the core group is not needed).
-
-    The HPA version is the newest of ``autoscaling/v2`` and ``v2beta2``; KEDA and the
-    Gateway API are taken at their preferred (first listed) version.
-    """
-    autoscaling = set(groups.get("autoscaling", ()))
-    hpa = next((v for v in HPA_VERSIONS if v.split("/")[1] in autoscaling), None)
-
-    def preferred(group: str) -> str | None:
-        versions = list(groups.get(group, ()))
-        return f"{group}/{versions[0]}" if versions else None
-
-    return Capabilities(hpa_api_version=hpa, keda_api_version=preferred(KEDA_GROUP),
-                        gateway_api_version=preferred(GATEWAY_GROUP))
 
 
 def server_groups(api: client.ApiClient) -> dict[str, list[str]]:
@@ -54,6 +25,13 @@ def server_groups(api: client.ApiClient) -> dict[str, list[str]]:
     return result
 
 
+def server_minor(api: client.ApiClient) -> int:
+    """The server's Kubernetes minor version (``1.20.2`` -> 20)."""
+    info = client.VersionApi(api).get_code(_request_timeout=10)
+    match = re.match(r"\d+", str(info.minor))
+    return int(match.group()) if match else 0
+
+
 _cache: dict[int, tuple[float, Capabilities]] = {}
 _cache_lock = threading.Lock()
 
@@ -64,7 +42,7 @@ def capabilities(api: client.ApiClient, max_age: float = CACHE_SECONDS) -> Capab
         cached = _cache.get(id(api))
         if cached is not None and time.monotonic() - cached[0] < max_age:
             return cached[1]
-    found = from_groups(server_groups(api))
+    found = from_groups(server_groups(api), server_minor(api))
     with _cache_lock:
         _cache[id(api)] = (time.monotonic(), found)
     return found

@@ -9,6 +9,8 @@ import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from arclight.core.plan import Event
+
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
 
 
@@ -85,3 +87,42 @@ def trainingrun_phase(conditions: Sequence[Mapping[str, Any]], suspended: bool) 
     if is_true(conditions, "Admitted"):
         return "Admitted"
     return "Pending"
+
+
+class StatusBuilder:
+    """The status one pass writes: starts from the status as read, sets conditions stamped
+    with the object's generation (``lastTransitionTime`` moves only on a flip), queues
+    Events, and turns condition transitions into Events at the end."""
+
+    def __init__(self, old_status: Mapping[str, Any] | None, generation: int | None,
+                 now: str) -> None:
+        self.old: dict[str, Any] = dict(old_status or {})
+        self.status: dict[str, Any] = {**self.old,
+                                       "conditions": list(self.old.get("conditions") or [])}
+        self.generation, self.now = generation, now
+        self.events: list[Event] = []
+
+    def condition(self, type_: str, status: str, reason: str, message: str) -> None:
+        """Set condition ``type_``."""
+        self.status["conditions"] = set_condition(self.status["conditions"], type_, status,
+                                                  reason, message, self.generation, self.now)
+
+    def is_true(self, type_: str) -> bool:
+        return is_true(self.status["conditions"], type_)
+
+    def event(self, reason: str, message: str, warning: bool = False) -> None:
+        """Queue an Event about the object."""
+        self.events.append(Event(reason, message, warning))
+
+    def transition_events(self, warning_types: Sequence[str],
+                          quiet: Sequence[tuple[str, str, str | None]] = ()) -> None:
+        """An Event for each condition whose status or reason changed, except Unknown ones and
+        those matching a ``(type, status, reason or None for any)`` in ``quiet``; True
+        ``warning_types`` warn."""
+        for cond in transitions(self.old.get("conditions") or [], self.status["conditions"]):
+            if cond["status"] == UNKNOWN or any(
+                    (cond["type"], cond["status"]) == (type_, status)
+                    and reason in (None, cond["reason"]) for type_, status, reason in quiet):
+                continue
+            self.event(cond["reason"], f"{cond['type']}={cond['status']}: {cond['message']}",
+                       warning=cond["status"] == TRUE and cond["type"] in warning_types)

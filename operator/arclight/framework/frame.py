@@ -1,65 +1,127 @@
-"""The frame every kind's reconcile runs in: one pass at a time per object, the object read
-fresh (nothing to do once it is gone or being deleted), metrics, and invalid input turned into
-kopf's permanent error (it is already a condition and an Event; retrying cannot fix it)."""
+"""The reconcile frame every kind runs in, once.
+
+A worker takes a key from the queue (so one pass per object at a time), reads the object
+fresh (nothing to do once it is gone or being deleted), observes its children (from the
+index) and the objects it references, asks the kind for a pure plan, applies it, and maps
+errors: ``InvalidSpec`` and ``DependencyNotReady`` become the kind's error plan (a
+condition; a Warning only for the former; a requeue for the latter); API errors and bugs are
+retried with backoff and counted by reason (``http_<status>`` or the exception's class).
+"""
 from __future__ import annotations
 
-import collections
+import logging
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
-import kopf
+from kubernetes.client.exceptions import ApiException
 
+from arclight.core.errors import DependencyNotReady, InvalidSpec
+from arclight.core.plan import Kind, Observed, Plan
 from arclight.framework import metrics
-from arclight.clients.kube import Kube
-from arclight.core.conditions import set_condition
-from arclight.core.errors import InvalidSpec
+from arclight.framework.apply import apply_plan
+from arclight.framework.context import OperatorContext
+from arclight.framework.index import OwnerKey
 
-_locks: collections.defaultdict[tuple[str, str, str], threading.Lock] = collections.defaultdict(
-    threading.Lock)
+log = logging.getLogger(__name__)
+#: What kopf wrote on objects before this frame (kopf's handlers and timers); removed.
+LEGACY_FINALIZER = "arclight.dev/finalizer"
+LEGACY_ANNOTATIONS = ("arclight.dev/last-handled-configuration",)
 
 
-def reconcile_object(kube: Kube, api_version: str, kind: str, namespace: str, name: str,
-                     trigger: str, reconcile: Callable[[dict[str, Any]], None]) -> None:
-    """Read ``kind`` ``namespace/name`` and call ``reconcile(obj)`` under the object's lock."""
-    metrics.RECONCILES.labels(kind, trigger).inc()
-    started = time.monotonic()
-    with _locks[(kind, namespace, name)]:
+def observe(ctx: OperatorContext, kind: Kind[Any], key: OwnerKey, obj: dict[str, Any],
+            spec: Any) -> Observed:
+    """The object, its children (index) and the objects its spec references (read now)."""
+    refs = {ref: ctx.kube.get(ref.api_version, ref.kind, ref.name, ref.namespace)
+            for ref in kind.references(obj, spec)}
+    ctx.references.record(key, {(ref.kind, ref.namespace, ref.name) for ref in refs})
+    return Observed(obj, ctx.children.children(key), refs)
+
+
+def legacy_cleanup(obj: dict[str, Any]) -> dict[str, Any] | None:
+    """A patch removing kopf's finalizer and annotations from an object (or None)."""
+    meta = obj["metadata"]
+    patch: dict[str, Any] = {}
+    finalizers = list(meta.get("finalizers") or [])
+    if LEGACY_FINALIZER in finalizers:
+        patch["finalizers"] = [f for f in finalizers if f != LEGACY_FINALIZER]
+        patch["resourceVersion"] = meta["resourceVersion"]
+    stale = [a for a in (meta.get("annotations") or {}) if a in LEGACY_ANNOTATIONS]
+    if stale:
+        patch["annotations"] = dict.fromkeys(stale)
+    return {"metadata": patch} if patch else None
+
+
+def decide(kind: Kind[Any], ctx: OperatorContext, key: OwnerKey, obj: dict[str, Any]
+           ) -> tuple[Observed, Plan, str]:
+    """Observe and plan one pass; the plan for an invalid or blocked object comes from the
+    kind's ``on_error``. Returns the observation, the plan and the outcome label."""
+    facts = ctx.facts()
+    observed = Observed(obj, ctx.children.children(key))
+    try:
+        spec = kind.parse(obj)
+        observed = observe(ctx, kind, key, obj, spec)
+        return observed, kind.plan(spec, observed, facts), "ok"
+    except (InvalidSpec, DependencyNotReady) as exc:
+        plan = kind.on_error(observed, exc, facts)
+        if isinstance(exc, DependencyNotReady) and plan.requeue_after is None:
+            plan.requeue_after = exc.retry_after
+        return observed, plan, type(exc).__name__
+
+
+def run_pass(ctx: OperatorContext, kind: Kind[Any], key: OwnerKey) -> float | None:
+    """One pass over ``key``; returns the requeue delay the plan asked for."""
+    _, namespace, name = key
+    obj = ctx.kube.get(kind.api_version, kind.kind, name, namespace)
+    if obj is None:
+        ctx.children.forget(key)
+        return None
+    cleanup = legacy_cleanup(obj)
+    if cleanup:
+        obj = ctx.kube.merge_patch(obj, cleanup)
+    if obj["metadata"].get("deletionTimestamp"):
+        return None
+    observed, plan, outcome = decide(kind, ctx, key, obj)
+    if outcome != "ok":
+        metrics.RECONCILE_ERRORS.labels(kind.kind, outcome).inc()
+    written = apply_plan(ctx.kube, ctx.children, kind, key, observed, plan)
+    if written:
+        ctx.own_writes[key] = written
+    return plan.requeue_after
+
+
+def work(ctx: OperatorContext) -> None:
+    """A worker: take keys until the queue closes; never lets an error escape."""
+    while (item := ctx.queue.get()) is not None:
+        key, trigger = item
+        kind = ctx.kinds[key[0]]
+        metrics.RECONCILES.labels(kind.kind, trigger).inc()
+        started = time.monotonic()
         try:
-            obj = kube.get(api_version, kind, name, namespace)
-            if obj is None or obj["metadata"].get("deletionTimestamp"):
-                return
-            reconcile(obj)
-        except InvalidSpec as exc:
-            metrics.RECONCILE_ERRORS.labels(kind, "InvalidSpec").inc()
-            raise kopf.PermanentError(str(exc)) from None
-        except Exception as exc:
-            metrics.RECONCILE_ERRORS.labels(kind, type(exc).__name__).inc()
-            raise
+            requeue = run_pass(ctx, kind, key)
+            ctx.queue.forget(key)
+            if requeue is not None:
+                ctx.queue.add_after(key, requeue)
+        except ApiException as exc:
+            metrics.RECONCILE_ERRORS.labels(kind.kind, f"http_{exc.status}").inc()
+            delay = ctx.queue.backoff(key)
+            log.warning("%s %s/%s: API error %s %s (%s); retrying in %.1fs", kind.kind, key[1],
+                        key[2], exc.status, exc.reason, str(exc.body or "")[:300], delay)
+        except Exception as exc:  # a bug must not stop the worker or crash-loop the operator
+            metrics.RECONCILE_ERRORS.labels(kind.kind, type(exc).__name__).inc()
+            delay = ctx.queue.backoff(key)
+            log.exception("%s %s/%s: pass failed; retrying in %.1fs", kind.kind, key[1],
+                          key[2], delay)
         finally:
-            metrics.RECONCILE_SECONDS.labels(kind).observe(time.monotonic() - started)
+            metrics.RECONCILE_SECONDS.labels(kind.kind).observe(time.monotonic() - started)
+            metrics.QUEUE_DEPTH.set(len(ctx.queue))
+            ctx.queue.done(key)
 
 
-class StatusPass:
-    """What one reconcile pass of any kind shares: the status as read and the status being
-    written, conditions stamped with the object's generation, and Events queued for the end."""
-
-    def __init__(self, kube: Kube, settings: Any, obj: dict[str, Any]):
-        self.kube, self.settings, self.obj = kube, settings, obj
-        self.name = obj["metadata"]["name"]
-        self.namespace = obj["metadata"]["namespace"]
-        self.generation = obj["metadata"].get("generation")
-        self.old_status: dict[str, Any] = dict(obj.get("status") or {})
-        self.status: dict[str, Any] = {**self.old_status,
-                                       "conditions": list(self.old_status.get("conditions") or [])}
-        self.events: list[tuple[str, str, str]] = []
-
-    def condition(self, type_: str, status: str, reason: str, message: str) -> None:
-        """Set a condition (lastTransitionTime changes only when its status flips)."""
-        self.status["conditions"] = set_condition(self.status["conditions"], type_, status,
-                                                  reason, message, self.generation)
-
-    def event(self, reason: str, message: str, warning: bool = False) -> None:
-        """Queue a Kubernetes Event about the object."""
-        self.events.append(("Warning" if warning else "Normal", reason, message))
+def start_workers(ctx: OperatorContext, count: int) -> list[threading.Thread]:
+    """Start ``count`` worker threads (daemons: they end with the process)."""
+    threads = [threading.Thread(target=work, args=(ctx,), name=f"arclight-worker-{i}",
+                                daemon=True) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    return threads

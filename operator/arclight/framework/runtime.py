@@ -1,4 +1,5 @@
-"""Kopf startup: framework settings, validated operator settings, peering, /metrics, /readyz.
+"""Kopf startup: settings (read once), the typed context, the reconcile workers, kopf's own
+settings, peering, /metrics and /readyz.
 
 Liveness is kopf's own endpoint (``kopf run --liveness=http://0.0.0.0:8080/healthz``).
 Two replicas coordinate through kopf peering (``--peering=arclight``): each takes a random
@@ -14,20 +15,24 @@ import kopf
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from arclight.framework import settings as arclight_settings
 from arclight.clients.kube import Kube, load_config
+from arclight.framework import settings as arclight_settings
+from arclight.framework.context import MEMO_KEY, OperatorContext
+from arclight.framework.frame import start_workers
+from arclight.framework.wiring import KINDS
 
 PREFIX = "arclight.dev"
 log = logging.getLogger(__name__)
 
 
 def configure_framework(settings: kopf.OperatorSettings) -> None:
-    """Annotation prefix, finalizer name, peering priority, and watch timeouts."""
-    settings.persistence.finalizer = f"{PREFIX}/finalizer"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=PREFIX, key="last-handled-configuration")
+    """Peering priority, watch timeouts, and which log records kopf posts as Events.
+
+    The operator registers only event handlers and indexes, so kopf stores no progress or
+    diff-base annotations and puts no finalizers on objects.
+    """
     settings.posting.level = logging.WARNING
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # no line per watch event
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     if not settings.peering.standalone and settings.peering.priority == 0:
@@ -36,8 +41,8 @@ def configure_framework(settings: kopf.OperatorSettings) -> None:
 
 def ensure_peering(kube: Kube, name: str) -> None:
     """Create the ClusterKopfPeering object the replicas meet in (kopf does not create it)."""
-    kube.apply({"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering",
-                "metadata": {"name": name}}, create_only=True)
+    kube.create({"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering",
+                 "metadata": {"name": name}})
 
 
 async def _metrics(_: web.Request) -> web.Response:
@@ -45,7 +50,7 @@ async def _metrics(_: web.Request) -> web.Response:
 
 
 async def _ready(request: web.Request) -> web.Response:
-    ready = request.app["memo"].get("ready", False)
+    ready = MEMO_KEY in request.app["memo"]
     return web.Response(status=200 if ready else 503, text="ok" if ready else "starting")
 
 
@@ -63,25 +68,30 @@ async def serve_http(memo: Any, port: int) -> web.AppRunner:
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    """Validate settings (fail fast), configure kopf, connect, and start /metrics."""
+    """Read the settings (a bad value stops the operator with one message naming it),
+    configure kopf, connect, start the workers and /metrics."""
     try:
-        config = arclight_settings.get()
+        config = arclight_settings.from_env()
     except arclight_settings.SettingsError as exc:
-        raise kopf.PermanentError(str(exc)) from None  # kopf stops the operator
+        log.error("%s", exc)
+        raise SystemExit(2) from None
     configure_framework(settings)
-    memo["settings"] = config
-    memo["kube"] = Kube(load_config())
+    kube = Kube(load_config(pool_size=config.workers + 4))
     if not settings.peering.standalone:
-        ensure_peering(memo["kube"], settings.peering.name)
+        ensure_peering(kube, settings.peering.name)
+    ctx = OperatorContext(settings=config, kube=kube, kinds=KINDS)
+    start_workers(ctx, config.workers)
     memo["http"] = await serve_http(memo, config.metrics_port)
-    memo["ready"] = True
-    log.info("arclight operator started: trainer image %s, metrics on :%d",
-             config.trainer_image, config.metrics_port)
+    memo[MEMO_KEY] = ctx
+    log.info("arclight operator started: %d workers, kinds %s, trainer image %s, metrics on :%d",
+             config.workers, ", ".join(sorted(KINDS)), config.trainer_image, config.metrics_port)
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    """Stop the HTTP server."""
-    memo["ready"] = False
+    """Stop the workers and the HTTP server."""
+    ctx = memo.pop(MEMO_KEY, None)
+    if isinstance(ctx, OperatorContext):
+        ctx.queue.close()
     if memo.get("http") is not None:
         await memo["http"].cleanup()

@@ -1,14 +1,14 @@
-"""Operator settings from the environment (``ARCLIGHT_*``), validated once at startup.
+"""Operator settings from the environment (``ARCLIGHT_*``), read once by the startup handler.
 
-A wrong value stops the operator with a message naming the variable (fail fast).
+A wrong value stops the operator with one message naming the variable (fail fast); nothing
+reads the environment at import time.
 """
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 PREFIX = "ARCLIGHT_"
 
@@ -28,18 +28,8 @@ class Settings(BaseModel):
                                         description="PVC for checkpoints; else an emptyDir.")
     mlflow_uri: str | None = Field(None, pattern=r"^(https?|file)://.+",
                                    description="MLflow tracking URI given to trainers.")
-    operator_namespace: str = Field("arclight-system", min_length=1,
-                                    description="Namespace the operator runs in.")
-    watch_namespaces: tuple[str, ...] = Field((), description="Namespaces watched; empty: all.")
     metrics_port: int = Field(8000, ge=1, le=65535, description="Port of /metrics and /readyz.")
-    resync_seconds: float = Field(30.0, gt=0, description="Interval of the resync timer.")
-
-    @field_validator("watch_namespaces", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
+    workers: int = Field(8, ge=1, le=64, description="Parallel reconcile workers.")
 
 
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
@@ -53,9 +43,3 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         problems = "; ".join(f"{PREFIX}{str(err['loc'][0]).upper()}: {err['msg']}"
                              for err in exc.errors())
         raise SettingsError(f"invalid operator settings: {problems}") from None
-
-
-@functools.cache
-def get() -> Settings:
-    """The process-wide settings (read once)."""
-    return from_env()

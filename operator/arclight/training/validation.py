@@ -18,12 +18,8 @@ def _field(loc: tuple[Any, ...]) -> str:
     return path
 
 
-def validate_trainingrun(run: Mapping[str, Any], budget_exists: bool | None) -> TrainingRunSpec:
-    """The validated spec of ``run``; raise InvalidSpec naming the first bad field.
-
-    ``budget_exists`` says whether ``spec.budgetRef`` names an existing CreditBudget
-    (None when the spec names none).
-    """
+def validate_trainingrun(run: Mapping[str, Any]) -> TrainingRunSpec:
+    """The validated spec of ``run``; raise InvalidSpec naming the first bad field."""
     name = run["metadata"]["name"]
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidSpec(f"metadata.name: {len(name)} characters is too long; use at most "
@@ -34,7 +30,4 @@ def validate_trainingrun(run: Mapping[str, Any], budget_exists: bool | None) -> 
         err = exc.errors()[0]
         message = err["msg"].removeprefix("Value error, ")
         raise InvalidSpec(f"{_field(err['loc'])}: {message}") from None
-    if spec.budget_ref is not None and budget_exists is False:
-        raise InvalidSpec(f"spec.budgetRef: CreditBudget {spec.budget_ref} does not exist; "
-                          "create it or remove budgetRef to use the namespace's default budget.")
     return spec

@@ -1,0 +1,115 @@
+"""The one generic apply: carry out a kind's Plan against the API server.
+
+Order: the object patch, the desired children (server-side apply; skipped when the child
+already carries the hash of the same manifest), the prune of undesired children of the
+owned kinds, other objects the plan applies, one status patch (a merge patch computed
+against the status as read, so fields the plan left out are cleared), then the Events.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from arclight.clients.kube import Kube
+from arclight.core.conditions import transitions
+from arclight.core.plan import Child, Kind, Observed, Plan
+from arclight.framework import metrics
+from arclight.framework.index import ChildIndex, OwnerKey
+
+HASH_ANNOTATION = "arclight.dev/desired-hash"
+
+
+def manifest_hash(manifest: Mapping[str, Any]) -> str:
+    """A short digest of a manifest (what the operator last applied to a child)."""
+    text = json.dumps(manifest, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def with_hash(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """``manifest`` annotated with its own hash."""
+    meta = dict(manifest["metadata"])
+    meta["annotations"] = {**(meta.get("annotations") or {}),
+                           HASH_ANNOTATION: manifest_hash(manifest)}
+    return {**manifest, "metadata": meta}
+
+
+def merge_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) that turns ``old`` into ``new``."""
+    patch: dict[str, Any] = {}
+    for key in old.keys() - new.keys():
+        patch[key] = None
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, Mapping) and isinstance(before, Mapping):
+            inner = merge_diff(before, value)
+            if inner:
+                patch[key] = inner
+        elif key not in old or before != value:
+            patch[key] = value
+    return patch
+
+
+def _count(verb: str, kind: str) -> None:
+    metrics.API_WRITES.labels(verb, kind).inc()
+
+
+def apply_children(kube: Kube, index: ChildIndex, owner: OwnerKey, observed: Observed,
+                   children: list[Child], prune: tuple[str, ...]) -> None:
+    """Create or apply each desired child, then delete owned children no longer desired."""
+    desired: dict[str, set[str]] = {}
+    for child in children:
+        desired.setdefault(child.kind, set()).add(child.name)
+        seen = observed.child(child.kind, child.name)
+        if child.create_only:
+            if seen is None:
+                _count("create", child.kind)
+                created = kube.create(child.manifest)
+                if created is not None:
+                    index.wrote(owner, created)
+            elif child.patch:
+                _count("patch", child.kind)
+                index.wrote(owner, kube.merge_patch(seen, child.patch))
+            continue
+        manifest = with_hash(child.manifest)
+        applied_hash = ((seen or {}).get("metadata", {}).get("annotations") or {}).get(
+            HASH_ANNOTATION)
+        if seen is None or applied_hash != manifest["metadata"]["annotations"][HASH_ANNOTATION]:
+            _count("apply", child.kind)
+            index.wrote(owner, kube.apply(manifest))
+    for kind in prune:
+        for name, seen in observed.of_kind(kind).items():
+            if name not in desired.get(kind, set()):
+                _count("delete", kind)
+                kube.delete(seen["apiVersion"], kind, name, seen["metadata"].get("namespace"))
+                index.deleted(owner, kind, name)
+
+
+def apply_plan(kube: Kube, index: ChildIndex, kind: Kind[Any], owner: OwnerKey,
+               observed: Observed, plan: Plan) -> str | None:
+    """Carry out ``plan``; returns the resourceVersion of the object's own last write."""
+    obj = observed.obj
+    written: str | None = None
+    if plan.object_patch:
+        _count("patch", kind.kind)
+        written = kube.merge_patch(obj, plan.object_patch)["metadata"]["resourceVersion"]
+    apply_children(kube, index, owner, observed, plan.children, plan.prune)
+    for other in plan.applies:
+        _count("apply", other["kind"])
+        kube.apply(other)
+    old_status = dict(obj.get("status") or {})
+    diff = merge_diff(old_status, plan.status)
+    if diff:
+        _count("status", kind.kind)
+        written = kube.merge_patch(obj, {"status": diff}, subresource="status")[
+            "metadata"]["resourceVersion"]
+        for cond in transitions(old_status.get("conditions") or [],
+                                plan.status.get("conditions") or []):
+            metrics.TRANSITIONS.labels(kind.kind, cond["type"], cond["status"],
+                                       cond["reason"]).inc()
+    for event in plan.events:
+        _count("event", kind.kind)
+        kube.emit_event(obj, event.reason, event.message,
+                        "Warning" if event.warning else "Normal")
+    return written

@@ -1,0 +1,49 @@
+"""May this run's trainer run now? One pure decision per pass, in one place.
+
+Inputs: the spec (``suspend``, ``queueName``), the attempt's Job as observed (Kueue admits a
+queued Job by un-suspending it) and whether the cluster can suspend Jobs (Kubernetes 1.21+;
+older servers drop ``spec.suspend``, so there a paused run's Job is deleted and recreated on
+resume). The budget check (CreditBudget) joins here.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from arclight.api.trainingrun import Reason as R
+from arclight.api.trainingrun import TrainingRunSpec
+from arclight.core.conditions import FALSE, TRUE
+from arclight.core.facts import Capabilities
+
+Condition = tuple[str, str, str]
+ADMITTED = (TRUE, R.RESOLVED, "The run was admitted.")
+PAUSED = (FALSE, R.SUSPENDED, "spec.suspend is true; the trainer is paused. Set it to false "
+          "to resume.")
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The verdict: whether the attempt's Job should exist, whether it is held suspended,
+    the ``Admitted`` condition, the ``Running`` condition when held, and the phase flag."""
+
+    job_wanted: bool
+    hold: bool
+    admitted: Condition
+    running: Condition | None = None
+    suspended: bool = False
+
+
+def admit(spec: TrainingRunSpec, job: Mapping[str, Any] | None, caps: Capabilities
+          ) -> Admission:
+    """Decide for the attempt whose Job is ``job`` (None: not created yet)."""
+    if spec.suspend:
+        return Admission(job_wanted=caps.job_suspend and job is not None, hold=True,
+                         admitted=ADMITTED, running=PAUSED, suspended=True)
+    job_held = job is None or bool((job.get("spec") or {}).get("suspend"))
+    if spec.queue_name and caps.job_suspend and job_held:
+        return Admission(job_wanted=True, hold=True,
+                         admitted=(FALSE, R.QUEUED, f"Waiting for Kueue LocalQueue "
+                                   f"{spec.queue_name} to admit the trainer."),
+                         running=(FALSE, R.QUEUED, "Not admitted yet."))
+    return Admission(job_wanted=True, hold=False, admitted=ADMITTED)

@@ -1,0 +1,355 @@
+"""TrainingRun: the pure plan of one pass (observed world -> children, status, Events).
+
+The attempt in force is the highest of the attempt Jobs seen and ``status.attempts``. Its Job
+records the spec it was built from; fields that may change while it runs (suspend, deadline,
+TTL, notify) are patched into it, any other change is refused (``SpecChangeRejected``). A
+failed Job is diagnosed: retryable failures start the next attempt (with the automatic fix
+recorded on the run), others fail the run. ``spec.deploy`` points a ModelDeployment at the
+run once it succeeds.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from arclight.api import trainingrun as api
+from arclight.api.trainer import TrainerConfig
+from arclight.api.trainingrun import TrainingRunSpec
+from arclight.core.conditions import FALSE, TRUE, StatusBuilder, trainingrun_phase
+from arclight.core.errors import DependencyNotReady, InvalidSpec
+from arclight.core.facts import Facts
+from arclight.core.plan import Child, Obj, ObjectRef, Observed, Plan
+from arclight.training import builders as build
+from arclight.training import diagnosis as diag
+from arclight.training.admission import Admission, admit
+from arclight.training.reports import status_from_report
+from arclight.training.resolve import ResolveError, resolve, with_fixes
+
+C, R = api.ConditionType, api.Reason
+#: Owned kinds whose undesired children are deleted (a Job only when a paused run on a
+#: cluster without Job suspension gives it up; Pods belong to their Job).
+PRUNED = ("ConfigMap", "ServiceAccount", "Role", "RoleBinding", "Service", "Job")
+WARNING_TYPES = (C.FAILED, C.DEGRADED)
+#: Transitions that are not news: all is well again, or the pod of a new attempt starts.
+QUIET = ((C.DEGRADED, FALSE, None), (C.RUNNING, FALSE, R.STARTING))
+
+
+def budget_ref(spec: TrainingRunSpec) -> ObjectRef | None:
+    return ObjectRef(api.API_VERSION, "CreditBudget", spec.budget_ref) if spec.budget_ref else None
+
+
+def deployment_ref(obj: Mapping[str, Any], spec: TrainingRunSpec) -> ObjectRef | None:
+    if spec.deploy is None or not spec.deploy.enabled:
+        return None
+    name = spec.deploy.model_deployment or obj["metadata"]["name"]
+    return ObjectRef(api.API_VERSION, "ModelDeployment", name, obj["metadata"]["namespace"])
+
+
+def references(obj: Mapping[str, Any], spec: TrainingRunSpec) -> list[ObjectRef]:
+    """What a pass reads besides the run's children: its budget and its deployment."""
+    return [ref for ref in (budget_ref(spec), deployment_ref(obj, spec)) if ref is not None]
+
+
+def attempt_of(job: Mapping[str, Any]) -> int:
+    return int((job["metadata"].get("labels") or {}).get(build.ATTEMPT_LABEL, 1))
+
+
+class _Pass:
+    """The decisions of one pass; pure (it only builds the Plan)."""
+
+    def __init__(self, spec: TrainingRunSpec, observed: Observed, facts: Facts) -> None:
+        self.spec, self.observed, self.facts = spec, observed, facts
+        meta = observed.obj["metadata"]
+        self.name, self.namespace, self.uid = meta["name"], meta["namespace"], meta.get("uid")
+        self.annotations: dict[str, str] = dict(meta.get("annotations") or {})
+        self.st = StatusBuilder(observed.status, meta.get("generation"), facts.now_iso)
+        self.status = self.st.status
+        self.desired: dict[tuple[str, str], Child] = {}
+        self.prune: tuple[str, ...] = PRUNED
+        self.object_patch: Obj | None = None
+        self.applies: list[Child] = []
+
+    # --- the pass ------------------------------------------------------------------------
+
+    def run(self) -> Plan:
+        report = self.observed.child("ConfigMap", build.report_name(self.name))
+        self.status.update(status_from_report((report or {}).get("data") or {}))
+        if self.st.is_true(C.SUCCEEDED) or self.st.is_true(C.FAILED):
+            return self.finish(suspended=False)
+        jobs = self.observed.of_kind("Job")
+        attempt = max([attempt_of(j) for j in jobs.values()]
+                      + [int(self.status.get("attempts") or 0), 1])
+        self.keep_jobs(jobs)
+        job = jobs.get(build.job_name(self.name, attempt))
+        if job is None:
+            ref = budget_ref(self.spec)
+            if ref is not None and self.observed.ref(ref) is None:
+                raise DependencyNotReady(
+                    f"spec.budgetRef: CreditBudget {self.spec.budget_ref} does not exist yet; "
+                    "the run starts once it is created (or remove budgetRef).",
+                    reason=R.BUDGET_NOT_FOUND)
+            verdict = admit(self.spec, None, self.facts.capabilities)
+            if not verdict.job_wanted:
+                return self.held_without_job(verdict)
+            return self.start_attempt(self.spec, attempt)
+        applied = json.loads((job["metadata"].get("annotations") or {}).get(
+            build.APPLIED_SPEC_ANNOTATION, "{}"))
+        current = self.spec.model_dump(by_alias=True, mode="json", exclude_none=True)
+        changed = build.changed_fields(applied, current)
+        effective = TrainingRunSpec.model_validate(
+            {**applied, **{k: current[k] for k in build.MUTABLE_FIELDS if k in current}})
+        return self.observe_job(job, effective, changed, attempt)
+
+    def keep_jobs(self, jobs: Mapping[str, Obj]) -> None:
+        """Every attempt's Job stays (the history of the run); none is ever re-applied."""
+        for name in jobs:
+            self.add(Child({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name}},
+                           create_only=True))
+
+    def add(self, child: Child) -> None:
+        """Desire ``child`` (replacing an earlier entry of the same kind and name)."""
+        self.desired[(child.kind, child.name)] = child
+
+    # --- attempts ------------------------------------------------------------------------
+
+    def overrides(self, attempt: int) -> dict[str, Any]:
+        """Hyperparameter fixes in force for ``attempt`` (recorded on the run)."""
+        record = json.loads(self.annotations.get(build.OVERRIDES_ANNOTATION, "{}"))
+        return dict(record.get("hyperparameters") or {}) if record.get(
+            "attempt", 0) <= attempt else {}
+
+    def resolution(self, spec: TrainingRunSpec, attempt: int
+                   ) -> tuple[dict[str, Any], TrainerConfig]:
+        """``status.resolved`` and the TrainerConfig of ``attempt``, fixes applied."""
+        try:
+            resolved, config = resolve(spec, name=self.name, namespace=self.namespace,
+                                       uid=self.uid or "", attempt=attempt,
+                                       settings=self.facts)
+        except ResolveError as exc:
+            raise InvalidSpec(str(exc)) from None
+        fixes = self.overrides(attempt)
+        resolved["hyperparameters"].update(fixes)
+        best = (self.status.get("bestCheckpoint") or {}).get("uri")
+        return resolved, with_fixes(config, fixes, best if attempt > 1 else None)
+
+    def attempt_children(self, spec: TrainingRunSpec, attempt: int, hold: bool
+                         ) -> tuple[list[Child], dict[str, Any]]:
+        """The children of ``attempt`` (the Job created once, suspended when held)."""
+        resolved, config = self.resolution(spec, attempt)
+        run = {"apiVersion": api.API_VERSION, "kind": api.KIND,
+               "metadata": {"name": self.name, "namespace": self.namespace, "uid": self.uid},
+               "spec": spec.model_dump(by_alias=True, mode="json", exclude_none=True)}
+        manifests = build.build_children(run, config, image=self.facts.trainer_image,
+                                         artifacts_claim=self.facts.artifacts_claim,
+                                         resolved_resources=resolved["resources"],
+                                         overrides=self.overrides(attempt))
+        children = []
+        for manifest in manifests:
+            if manifest["kind"] == "Job":
+                manifest["spec"]["suspend"] = hold
+            create_only = manifest["kind"] == "Job" or manifest["metadata"]["name"] == \
+                build.report_name(self.name)
+            children.append(Child(manifest, create_only=create_only))
+        return children, resolved
+
+    def start_attempt(self, spec: TrainingRunSpec, attempt: int) -> Plan:
+        verdict = admit(spec, None, self.facts.capabilities)
+        children, resolved = self.attempt_children(spec, attempt, verdict.hold)
+        for child in children:
+            self.add(child)
+        self.status["resolved"] = resolved
+        self.status.setdefault("startTime", self.facts.now_iso)
+        if int(self.status.get("attempts") or 0) < attempt:
+            self.status["attempts"] = attempt
+            self.st.event("AttemptStarted", f"Started attempt {attempt} as Job "
+                          f"{build.job_name(self.name, attempt)}.")
+        self.degraded(None, [], attempt)
+        return self.running(verdict, [], attempt)
+
+    def retry_or_fail(self, failure: diag.Diagnosis, spec: TrainingRunSpec, attempt: int
+                      ) -> Plan:
+        retry = spec.retry
+        if failure.retryable and attempt < retry.max_attempts:
+            fix = failure.auto_fix if retry.auto_remediate else None
+            if fix:
+                self.record_overrides(attempt + 1, fix)
+            self.status["diagnosis"] = failure.to_status(auto_fix_applied=bool(fix))
+            self.st.condition(C.DEGRADED, TRUE, failure.reason,
+                              f"Attempt {attempt} failed: {failure.message}")
+            applied = f" with {json.dumps(fix, sort_keys=True)}" if fix else ""
+            self.st.event(R.RETRYING, f"Attempt {attempt} failed ({failure.reason}); starting "
+                          f"attempt {attempt + 1}{applied}.", warning=True)
+            return self.start_attempt(spec, attempt + 1)
+        self.status["diagnosis"] = failure.to_status(auto_fix_applied=False)
+        self.st.condition(C.FAILED, TRUE, failure.reason, f"{failure.message} "
+                          f"{' '.join(failure.suggestions)}".strip())
+        self.st.condition(C.RUNNING, FALSE, failure.reason, f"Attempt {attempt} failed.")
+        self.status.setdefault("completionTime", self.facts.now_iso)
+        return self.finish(suspended=False)
+
+    def record_overrides(self, attempt: int, fix: Mapping[str, Any]) -> None:
+        """Record the fixes for ``attempt`` on the run (once per attempt)."""
+        record = json.loads(self.annotations.get(build.OVERRIDES_ANNOTATION, "{}"))
+        if record.get("attempt", 0) >= attempt:
+            return
+        value = json.dumps({"attempt": attempt,
+                            "hyperparameters": {**(record.get("hyperparameters") or {}),
+                                                **fix}}, sort_keys=True)
+        self.annotations[build.OVERRIDES_ANNOTATION] = value
+        self.object_patch = {"metadata": {"annotations": {build.OVERRIDES_ANNOTATION: value}}}
+
+    # --- the attempt's Job ---------------------------------------------------------------
+
+    def observe_job(self, job: Obj, spec: TrainingRunSpec, changed: list[str], attempt: int
+                    ) -> Plan:
+        pods = [p for p in self.observed.of_kind("Pod").values()
+                if (p["metadata"].get("labels") or {}).get("job-name") == job["metadata"]["name"]]
+        if "resolved" not in self.status or changed:
+            self.status["resolved"] = self.resolution(spec, attempt)[0]
+        hyperparameters = self.status["resolved"]["hyperparameters"]
+        if diag.job_condition(job, "Complete"):
+            self.st.condition(C.SUCCEEDED, TRUE, R.COMPLETED, f"Attempt {attempt} completed.")
+            self.st.condition(C.RUNNING, FALSE, R.COMPLETED, "Training finished.")
+            self.st.condition(C.DEGRADED, FALSE, R.COMPLETED, "No problem detected.")
+            self.status.setdefault("completionTime", self.facts.now_iso)
+            return self.finish(suspended=False)
+        if diag.job_condition(job, "Failed"):
+            failure = diag.diagnose(job, pods, hyperparameters)
+            if failure is None:  # a failed Job always has a diagnosis
+                raise RuntimeError(f"Job {job['metadata']['name']} failed without a diagnosis")
+            return self.retry_or_fail(failure, spec, attempt)
+        children, _ = self.attempt_children(spec, attempt, hold=False)
+        for child in children:
+            if child.kind != "Job":
+                self.add(child)
+        verdict = admit(spec, job, self.facts.capabilities)
+        self.keep_job(job, spec, verdict)
+        self.degraded(diag.diagnose(job, pods, hyperparameters), changed, attempt)
+        if not verdict.job_wanted:
+            self.st.event(R.SUSPENDED, "Deleted the trainer Job: this cluster cannot suspend "
+                          "Jobs; it is recreated when the run resumes.")
+        return self.running(verdict, pods, attempt)
+
+    def degraded(self, problem: diag.Diagnosis | None, changed: list[str], attempt: int
+                 ) -> None:
+        """Degraded from a refused spec change, a live problem, or the retry in progress."""
+        if changed:
+            fields = ", ".join(f"spec.{f}" for f in changed)
+            self.st.condition(C.DEGRADED, TRUE, "SpecChangeRejected",
+                              f"{fields} changed while attempt {attempt} is active; only "
+                              "suspend, activeDeadlineSeconds, ttlSecondsAfterFinished and "
+                              "notify can change now. Revert the change, or delete and "
+                              "recreate the run.")
+        elif problem is not None:
+            self.st.condition(C.DEGRADED, TRUE, problem.reason,
+                              f"{problem.message} {' '.join(problem.suggestions)}".strip())
+            self.status["diagnosis"] = problem.to_status(auto_fix_applied=False)
+        elif attempt > 1 and (self.status.get("diagnosis") or {}).get("reason") in diag.RETRYABLE:
+            previous = self.status["diagnosis"]
+            fixed = " with the automatic fix" if previous.get("autoFixApplied") else ""
+            self.st.condition(C.DEGRADED, TRUE, R.RETRYING,
+                              f"Attempt {attempt} runs{fixed} after attempt {attempt - 1} "
+                              f"failed ({previous['reason']}).")
+        else:
+            self.status.pop("diagnosis", None)  # a recovered run keeps no stale diagnosis
+            self.st.condition(C.DEGRADED, FALSE, "AsExpected", "No problem detected.")
+
+    def keep_job(self, job: Obj, spec: TrainingRunSpec, verdict: Admission) -> None:
+        """The live Job, with its mutable fields patched to the spec (or given up)."""
+        name = job["metadata"]["name"]
+        if not verdict.job_wanted:
+            self.desired.pop(("Job", name), None)  # pruned: recreated on resume
+            return
+        caps = self.facts.capabilities
+        wanted: dict[str, Any] = {"activeDeadlineSeconds": spec.active_deadline_seconds}
+        if caps.job_suspend:  # older servers drop these fields: never patch what cannot stick
+            wanted["suspend"] = verdict.hold
+        if caps.job_ttl:
+            wanted["ttlSecondsAfterFinished"] = spec.ttl_seconds_after_finished
+        live = job.get("spec") or {}
+        current = {key: bool(live.get(key)) if key == "suspend" else live.get(key)
+                   for key in wanted}
+        patch = {"spec": wanted} if current != wanted else None
+        self.add(Child({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name}},
+                       create_only=True, patch=patch))
+
+    def running(self, verdict: Admission, pods: list[Obj], attempt: int) -> Plan:
+        """Admitted and Running from the admission verdict and the pods."""
+        self.st.condition(C.ADMITTED, *verdict.admitted)
+        if verdict.running is not None:
+            self.st.condition(C.RUNNING, *verdict.running)
+        elif any((p.get("status") or {}).get("phase") == "Running" for p in pods):
+            self.st.condition(C.RUNNING, TRUE, R.TRAINING, f"Attempt {attempt} is training.")
+        else:
+            self.st.condition(C.RUNNING, FALSE, R.STARTING,
+                              f"Waiting for the trainer pod of attempt {attempt} to start.")
+        return self.finish(suspended=verdict.suspended)
+
+    def held_without_job(self, verdict: Admission) -> Plan:
+        self.st.condition(C.ADMITTED, *verdict.admitted)
+        if verdict.running is not None:
+            self.st.condition(C.RUNNING, *verdict.running)
+        self.st.condition(C.DEGRADED, FALSE, "AsExpected", "No problem detected.")
+        self.keep_existing_children()
+        return self.finish(suspended=verdict.suspended)
+
+    def keep_existing_children(self) -> None:
+        """While no attempt runs, the children that exist stay as they are."""
+        for kind in PRUNED:
+            for name, child in self.observed.of_kind(kind).items():
+                if (kind, name) not in self.desired:
+                    self.add(Child({"apiVersion": child["apiVersion"], "kind": kind,
+                                    "metadata": {"name": name}}, create_only=True))
+
+    # --- the end of a pass ---------------------------------------------------------------
+
+    def deploy(self) -> None:
+        """``spec.deploy``: point the ModelDeployment at this run (create it if missing)."""
+        ref = deployment_ref(self.observed.obj, self.spec)
+        if ref is None:
+            return
+        source = {"trainingRun": self.name}
+        existing = self.observed.ref(ref)
+        if existing is not None and (existing.get("spec") or {}).get("source") == source:
+            return
+        manifest = {"apiVersion": api.API_VERSION, "kind": "ModelDeployment",
+                    "metadata": {"name": ref.name, "namespace": self.namespace},
+                    "spec": {"source": source}}
+        self.applies.append(Child(manifest, create_only=True, patch={
+            "spec": {"source": {**source, "uri": None, "mlflowModel": None}}}))
+        self.st.event("Deployed", f"ModelDeployment {ref.name} now serves this run's best "
+                      "checkpoint.")
+
+    def finish(self, suspended: bool) -> Plan:
+        if self.st.is_true(C.SUCCEEDED) or self.st.is_true(C.FAILED):
+            self.prune = ()  # a finished run keeps its children as they are
+        if self.st.is_true(C.SUCCEEDED):
+            self.deploy()
+        self.status["observedGeneration"] = self.st.generation
+        self.status["phase"] = trainingrun_phase(self.status["conditions"], suspended)
+        self.st.transition_events(WARNING_TYPES, QUIET)
+        return Plan(status=self.status, children=list(self.desired.values()), prune=self.prune,
+                    applies=self.applies, object_patch=self.object_patch,
+                    events=self.st.events)
+
+
+def plan(spec: TrainingRunSpec, observed: Observed, facts: Facts) -> Plan:
+    """The plan of one pass over a TrainingRun."""
+    return _Pass(spec, observed, facts).run()
+
+
+def on_error(observed: Observed, error: Exception, facts: Facts) -> Plan:
+    """An invalid spec (Admitted False + Degraded, a Warning) or a missing dependency
+    (Admitted False with its own reason, no Warning; the frame requeues)."""
+    meta = observed.obj["metadata"]
+    st = StatusBuilder(observed.status, meta.get("generation"), facts.now_iso)
+    if isinstance(error, DependencyNotReady):
+        st.condition(C.ADMITTED, FALSE, error.reason, str(error))
+    else:
+        st.condition(C.ADMITTED, FALSE, R.INVALID_SPEC, str(error))
+        st.condition(C.DEGRADED, TRUE, R.INVALID_SPEC, str(error))
+    st.status["observedGeneration"] = meta.get("generation")
+    st.status["phase"] = trainingrun_phase(st.status["conditions"], False)
+    st.transition_events(WARNING_TYPES, QUIET)
+    return Plan(status=st.status, events=st.events)
