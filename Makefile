@@ -1,5 +1,5 @@
 # Arclight developer entry points. Each target is a thin wrapper over a script in hack/.
-.PHONY: demo demo-clean test unit cluster cluster-down images crds python
+.PHONY: demo demo-clean test verify unit cluster cluster-down images crds python
 
 demo:            ## bring up a local cluster, install the operator, train math-solver and deploy it
 	bash hack/demo.sh
@@ -9,6 +9,9 @@ demo-clean:      ## remove what `make demo` installed
 
 test:            ## install what the suite needs and run every test (unit, controller, trainer, e2e)
 	bash hack/test.sh
+
+verify:          ## layering (import-linter), lint (ruff), types (mypy), CRD drift: seconds, no cluster
+	bash hack/verify.sh
 
 unit:            ## fast tests only, no cluster
 	bash hack/setup-python.sh && .venv/bin/python -m pytest -m unit

@@ -12,6 +12,7 @@ step() { printf '\n== %s (%ss)\n' "$*" "$((SECONDS - t0))"; }
 
 step "install system packages"; bash hack/install-deps.sh
 step "python environments";     bash hack/setup-python.sh
+step "verify (layers, lint, types, CRD drift)"; bash hack/verify.sh
 load_flag="--no-load"
 if [ -z "${KUBECONFIG:-}" ]; then
   load_flag=""

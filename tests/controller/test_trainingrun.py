@@ -295,17 +295,31 @@ def test_spec_change_while_running_is_rejected(cluster, namespace, operator):
 
 
 def test_invalid_specs_get_a_condition_and_an_event(cluster, namespace, operator):
-    name = make_run(cluster, namespace, budgetRef="no-such-budget")
-    cond = condition(cluster, namespace, name, "Admitted", "False", "InvalidSpec")
-    assert "spec.budgetRef" in cond["message"] and "no-such-budget" in cond["message"]
-    assert jobs(cluster, namespace, name) == []
-    assert any(r == "InvalidSpec" for _, r, _ in events(cluster, namespace, name))
     long_name = make_run(cluster, namespace, name="x" * 50)
     cond = condition(cluster, namespace, long_name, "Admitted", "False", "InvalidSpec")
     assert "metadata.name" in cond["message"]
-    # Fixing the spec admits the run.
-    patch_spec(cluster, namespace, name, {"budgetRef": None})
-    condition(cluster, namespace, name, "Admitted", "True")
+    assert jobs(cluster, namespace, long_name) == []
+    wait_until(lambda: [e for e in events(cluster, namespace, long_name)
+                        if e[0] == "Warning" and e[1] == "InvalidSpec"], WAIT,
+               what="one InvalidSpec Warning")
+
+
+def test_a_missing_budget_waits_and_heals_when_it_appears(cluster, namespace, operator):
+    budget = f"b-{secrets.token_hex(3)}"
+    name = make_run(cluster, namespace, budgetRef=budget)
+    cond = condition(cluster, namespace, name, "Admitted", "False", "BudgetNotFound")
+    assert "spec.budgetRef" in cond["message"] and budget in cond["message"]
+    assert jobs(cluster, namespace, name) == []
+    assert not [e for e in events(cluster, namespace, name) if e[0] == "Warning"]
+    custom = client.CustomObjectsApi(cluster.api)
+    custom.create_cluster_custom_object(GROUP, VERSION, "creditbudgets", {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "CreditBudget",
+        "metadata": {"name": budget}, "spec": {"namespaceSelector": {}, "credits": 100}})
+    try:
+        condition(cluster, namespace, name, "Admitted", "True")
+        wait_until(lambda: jobs(cluster, namespace, name), WAIT, what="the trainer Job")
+    finally:
+        custom.delete_cluster_custom_object(GROUP, VERSION, "creditbudgets", budget)
 
 
 def test_delete_removes_children(cluster, namespace, operator):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal, Self
+from typing import Annotated, Final, Literal, Self, get_args
 
 from pydantic import Field, model_validator
 
@@ -19,7 +19,7 @@ from arclight.api.common import (
     WebhookTarget,
 )
 
-KIND = "CreditBudget"
+KIND: Final = "CreditBudget"
 PLURAL = "creditbudgets"
 SINGULAR = "creditbudget"
 SHORT_NAMES = ["cb"]
@@ -122,7 +122,7 @@ class BudgetNotification(WebhookTarget):
     """A webhook called when the budget crosses an alert threshold or runs out."""
 
     events: list[Literal["BudgetWarning", "BudgetExhausted"]] = Field(
-        default_factory=lambda: ["BudgetWarning", "BudgetExhausted"],
+        default_factory=lambda: list(get_args(Literal["BudgetWarning", "BudgetExhausted"])),
         description="Events that trigger the webhook.",
     )
 

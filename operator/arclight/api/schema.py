@@ -137,6 +137,8 @@ def openapi_schema(module: ModuleType) -> dict[str, Any]:
     """The `openAPIV3Schema` of a kind module (see `arclight.api.KIND_MODULES`)."""
     root: type[BaseModel] = getattr(module, module.KIND)
     spec_model = root.model_fields["spec"].annotation
+    if not (isinstance(spec_model, type) and issubclass(spec_model, BaseModel)):
+        raise SchemaError(f"{root.__name__}.spec is not a model")
     status_model = _status_model(root)
     return {
         "type": "object",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal, Self, get_args
+from typing import Final, Literal, Self, get_args
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -19,7 +19,7 @@ from arclight.api.common import (
 )
 from arclight.api.trainingrun import TrainingRunSpec
 
-KIND = "Sweep"
+KIND: Final = "Sweep"
 PLURAL = "sweeps"
 SINGULAR = "sweep"
 SHORT_NAMES = ["sw"]

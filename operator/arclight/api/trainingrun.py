@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal, Self, get_args
+from typing import Any, Final, Literal, Self, get_args
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
@@ -31,7 +31,7 @@ from arclight.api.common import (
     require_one_of,
 )
 
-KIND = "TrainingRun"
+KIND: Final = "TrainingRun"
 PLURAL = "trainingruns"
 SINGULAR = "trainingrun"
 SHORT_NAMES = ["tr"]
@@ -289,7 +289,7 @@ class RunNotification(WebhookTarget):
     """A webhook called on run events."""
 
     events: list[Literal["Succeeded", "Failed", "BudgetWarning"]] = Field(
-        default_factory=lambda: ["Succeeded", "Failed", "BudgetWarning"],
+        default_factory=lambda: list(get_args(Literal["Succeeded", "Failed", "BudgetWarning"])),
         description="Events that trigger the webhook.",
     )
 

@@ -24,6 +24,7 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 log = logging.getLogger(__name__)
+ApiError = ApiException  # what callers outside clients/ catch
 FIELD_MANAGER = "arclight"
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"

@@ -27,7 +27,7 @@ def get_condition(conditions: Sequence[Mapping[str, Any]], type_: str) -> Mappin
 def is_true(conditions: Sequence[Mapping[str, Any]], type_: str) -> bool:
     """Whether the condition of ``type_`` exists with status True."""
     cond = get_condition(conditions, type_)
-    return bool(cond) and cond.get("status") == TRUE
+    return cond is not None and cond.get("status") == TRUE
 
 
 def set_condition(
@@ -53,7 +53,8 @@ def set_condition(
         "reason": reason,
         "message": message,
         "observedGeneration": generation,
-        "lastTransitionTime": (now or now_iso()) if flipped else old.get("lastTransitionTime"),
+        "lastTransitionTime": (now or now_iso()) if flipped or old is None
+        else old.get("lastTransitionTime"),
     }
     if generation is None:
         del new["observedGeneration"]

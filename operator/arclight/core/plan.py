@@ -105,12 +105,13 @@ class Observed:
 @dataclass
 class Plan:
     """Everything one pass wants; ``status`` is the complete new status (fields left out are
-    cleared), ``prune`` the owned kinds whose undesired children are deleted."""
+    cleared), ``prune`` the owned kinds whose undesired children are deleted, ``applies``
+    objects outside the owned children (created or patched like a create-only child)."""
 
     status: Obj
     children: list[Child] = field(default_factory=list)
     prune: tuple[str, ...] = ()
-    applies: list[Obj] = field(default_factory=list)
+    applies: list[Child] = field(default_factory=list)
     object_patch: Obj | None = None
     events: list[Event] = field(default_factory=list)
     requeue_after: float | None = None

@@ -55,29 +55,36 @@ def _count(verb: str, kind: str) -> None:
     metrics.API_WRITES.labels(verb, kind).inc()
 
 
+def apply_one(kube: Kube, child: Child, seen: Mapping[str, Any] | None
+              ) -> dict[str, Any] | None:
+    """Bring one object to what ``child`` wants, given what was seen of it; the API server's
+    answer when something was written."""
+    if child.create_only:
+        if seen is None:
+            _count("create", child.kind)
+            return kube.create(child.manifest)
+        if child.patch:
+            _count("patch", child.kind)
+            return kube.merge_patch(seen, child.patch)
+        return None
+    manifest = with_hash(child.manifest)
+    applied_hash = ((seen or {}).get("metadata", {}).get("annotations") or {}).get(
+        HASH_ANNOTATION)
+    if seen is not None and applied_hash == manifest["metadata"]["annotations"][HASH_ANNOTATION]:
+        return None
+    _count("apply", child.kind)
+    return kube.apply(manifest)
+
+
 def apply_children(kube: Kube, index: ChildIndex, owner: OwnerKey, observed: Observed,
                    children: list[Child], prune: tuple[str, ...]) -> None:
     """Create or apply each desired child, then delete owned children no longer desired."""
     desired: dict[str, set[str]] = {}
     for child in children:
         desired.setdefault(child.kind, set()).add(child.name)
-        seen = observed.child(child.kind, child.name)
-        if child.create_only:
-            if seen is None:
-                _count("create", child.kind)
-                created = kube.create(child.manifest)
-                if created is not None:
-                    index.wrote(owner, created)
-            elif child.patch:
-                _count("patch", child.kind)
-                index.wrote(owner, kube.merge_patch(seen, child.patch))
-            continue
-        manifest = with_hash(child.manifest)
-        applied_hash = ((seen or {}).get("metadata", {}).get("annotations") or {}).get(
-            HASH_ANNOTATION)
-        if seen is None or applied_hash != manifest["metadata"]["annotations"][HASH_ANNOTATION]:
-            _count("apply", child.kind)
-            index.wrote(owner, kube.apply(manifest))
+        written = apply_one(kube, child, observed.child(child.kind, child.name))
+        if written is not None:
+            index.wrote(owner, written)
     for kind in prune:
         for name, seen in observed.of_kind(kind).items():
             if name not in desired.get(kind, set()):
@@ -96,8 +103,9 @@ def apply_plan(kube: Kube, index: ChildIndex, kind: Kind[Any], owner: OwnerKey,
         written = kube.merge_patch(obj, plan.object_patch)["metadata"]["resourceVersion"]
     apply_children(kube, index, owner, observed, plan.children, plan.prune)
     for other in plan.applies:
-        _count("apply", other["kind"])
-        kube.apply(other)
+        seen = next((obj for ref, obj in observed.refs.items()
+                     if (ref.kind, ref.name) == (other.kind, other.name)), None)
+        apply_one(kube, other, seen)
     old_status = dict(obj.get("status") or {})
     diff = merge_diff(old_status, plan.status)
     if diff:

@@ -47,7 +47,7 @@ class OperatorContext:
     settings: Settings
     kube: Kube
     kinds: dict[str, Kind[Any]]
-    queue: WorkQueue = field(default_factory=WorkQueue)
+    queue: WorkQueue[OwnerKey] = field(default_factory=WorkQueue)
     children: ChildIndex = field(default_factory=ChildIndex)
     references: References = field(default_factory=References)
     #: resourceVersion of the last status/object write per owner (its own echo is ignored).

@@ -14,8 +14,7 @@ import threading
 import time
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
+from arclight.clients.kube import ApiError
 from arclight.core.errors import DependencyNotReady, InvalidSpec
 from arclight.core.plan import Kind, Observed, Plan
 from arclight.framework import metrics
@@ -102,7 +101,7 @@ def work(ctx: OperatorContext) -> None:
             ctx.queue.forget(key)
             if requeue is not None:
                 ctx.queue.add_after(key, requeue)
-        except ApiException as exc:
+        except ApiError as exc:
             metrics.RECONCILE_ERRORS.labels(kind.kind, f"http_{exc.status}").inc()
             delay = ctx.queue.backoff(key)
             log.warning("%s %s/%s: API error %s %s (%s); retrying in %.1fs", kind.kind, key[1],

@@ -13,11 +13,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Hashable
+from typing import Generic, TypeVar
 
-Key = Hashable
+Key = TypeVar("Key", bound=Hashable)
 
 
-class WorkQueue:
+class WorkQueue(Generic[Key]):
     """A thread-safe, coalescing, delaying queue of object keys."""
 
     def __init__(self, base_delay: float = 0.5, max_delay: float = 60.0) -> None:
