@@ -75,6 +75,9 @@ def test_children_are_keyed_by_the_owner_labels_and_slimmed():
     job["metadata"]["managedFields"] = [{"manager": "x"}]
     job["metadata"]["annotations"] = {"arclight.dev/attempt": "1", "other/x": "y"}
     assert owner_key(job) == OWNER
+    budget_child = child("b-usage", 1)
+    budget_child["metadata"]["labels"]["arclight.dev/owner-kind"] = "CreditBudget"
+    assert owner_key(budget_child, cluster_scoped={"CreditBudget"}) == ("CreditBudget", None, "r")
     assert owner_key({"metadata": {"name": "x"}}) is None
     small = slim(job)
     assert small["spec"] == {"suspend": False} and small["status"] == {"active": 1}

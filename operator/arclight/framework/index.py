@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from arclight.core.names import OWNER_KIND_LABEL, OWNER_NAME_LABEL
@@ -23,14 +23,15 @@ OVERLAY_SECONDS = 30.0
 _KEEP_ANNOTATION_PREFIX = "arclight.dev/"
 
 
-def owner_key(obj: Mapping[str, Any]) -> OwnerKey | None:
-    """The owner a child's labels name, or None for an object without them."""
+def owner_key(obj: Mapping[str, Any], cluster_scoped: Collection[str] = ()) -> OwnerKey | None:
+    """The owner a child's labels name, or None for an object without them. Owners of the
+    ``cluster_scoped`` kinds have no namespace, wherever their children live."""
     meta = obj.get("metadata") or {}
     labels = meta.get("labels") or {}
     kind, name = labels.get(OWNER_KIND_LABEL), labels.get(OWNER_NAME_LABEL)
     if not kind or not name:
         return None
-    return kind, meta.get("namespace"), name
+    return kind, None if kind in cluster_scoped else meta.get("namespace"), name
 
 
 def slim(obj: Mapping[str, Any]) -> Obj:

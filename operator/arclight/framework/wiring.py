@@ -54,6 +54,11 @@ def register(kind: Kind[Any]) -> Kind[Any]:
     return kind
 
 
+def cluster_scoped() -> set[str]:
+    """The registered kinds whose objects have no namespace."""
+    return {name for name, kind in KINDS.items() if not kind.namespaced}
+
+
 def _first(role: str, resource: ChildKind) -> bool:
     """True the first time ``resource`` is wired in ``role``."""
     key = (role, resource.group, resource.plural)
@@ -68,7 +73,7 @@ def _register_child(child: ChildKind) -> None:
         return
 
     def index(body: kopf.Body, **_: Any) -> dict[Any, Any] | None:
-        owner = owner_key(body)
+        owner = owner_key(body, cluster_scoped())
         return {owner: slim(body)} if owner else None
 
     kopf.index(**_selector(child), id=_index_id(child), labels=OWNED)(index)
@@ -95,7 +100,7 @@ async def _on_child(body: kopf.Body, memo: kopf.Memo, resource: kopf.Resource, *
     """A child changed: queue its owner."""
     ctx = context(memo)
     ctx.children.attach(kwargs)
-    owner = owner_key(body)
+    owner = owner_key(body, cluster_scoped())
     if owner is not None and owner[0] in KINDS:
         ctx.queue.add(owner, resource.plural)
 
