@@ -1,9 +1,11 @@
 """ModelDeployment children: revision names, Deployment shape, Service, autoscaling choice,
 replica-ratio canary split, Gateway API route, and API discovery decisions."""
 import pytest
+from arclight.api.modeldeployment import Autoscaling, ModelDeploymentSpec, ServingResources
 from arclight.core import facts as discovery
-from arclight.serving import builders as b
 from arclight.core.errors import InvalidSpec
+from arclight.serving import builders as b
+from arclight.serving import rollout
 
 pytestmark = pytest.mark.unit
 
@@ -13,25 +15,36 @@ SPEC = {"source": {"trainingRun": "demo"}, "runtime": "auto",
 MD = {"apiVersion": "arclight.dev/v1alpha1", "kind": "ModelDeployment",
       "metadata": {"name": "chat", "namespace": "team-a", "uid": "uid-9"}, "spec": SPEC}
 PVC = {"uri": "pvc://artifacts/team-a/demo/step-8", "trainingRun": "demo"}
+PVC_SOURCE = {"uri": PVC["uri"]}
 IMAGE = "docker.io/arclight/trainer:dev"
+RESOURCES = ServingResources.model_validate(SPEC["resources"])
+
+
+def scaling(**fields):
+    return Autoscaling.model_validate(fields)
 
 
 def deployment(source=PVC, replicas=2, **kw):
     return b.build_deployment(MD, "chat-0123abcd", source, image=IMAGE,
-                              runtime="transformers", replicas=replicas, **kw)
+                              runtime="transformers", replicas=replicas,
+                              spec=ModelDeploymentSpec.model_validate(SPEC), **kw)
 
 
 def test_revision_name_is_deterministic_and_follows_model_runtime_and_resources():
-    name = b.revision_name("chat", PVC, "transformers", SPEC["resources"])
+    name = b.revision_name("chat", PVC, "transformers", RESOURCES)
     assert name.startswith("chat-") and len(name) == len("chat-") + 8
+    # The name the operator gave this revision before the typed spec: existing Deployments
+    # keep their names across operator upgrades.
+    assert name == "chat-4a6c6857"
     assert name == b.revision_name("chat", {"uri": PVC["uri"]}, "transformers",
-                                   dict(reversed(SPEC["resources"].items())))
+                                   ServingResources.model_validate(
+                                       dict(reversed(SPEC["resources"].items()))))
     other = {**PVC, "uri": "pvc://artifacts/team-a/demo/step-12"}
-    assert b.revision_name("chat", other, "transformers", SPEC["resources"]) != name
-    assert b.revision_name("chat", PVC, "transformers", {**SPEC["resources"],
-                                                         "cpu": "4"}) != name
+    assert b.revision_name("chat", other, "transformers", RESOURCES) != name
+    assert b.revision_name("chat", PVC, "transformers", ServingResources.model_validate(
+        {**SPEC["resources"], "cpu": "4"})) != name
     assert b.revision_name("chat", {"mlflowModel": "models:/m@prod"}, "transformers",
-                           SPEC["resources"]) != name
+                           RESOURCES) != name
 
 
 def test_deployment_runs_the_server_on_the_read_only_model_volume():
@@ -66,6 +79,11 @@ def test_deployment_runs_the_server_on_the_read_only_model_volume():
 
 def test_autoscaled_deployment_leaves_replicas_to_the_autoscaler():
     assert "replicas" not in deployment(replicas=None)["spec"]
+
+
+def test_deployment_spec_defaults_to_the_objects_spec():
+    assert b.build_deployment(MD, "chat-0123abcd", PVC, image=IMAGE, runtime="transformers",
+                              replicas=2) == deployment()
 
 
 def test_mlflow_source_is_passed_to_the_server_with_the_tracking_uri():
@@ -111,25 +129,25 @@ def test_hpa_targets_the_revision_on_cpu(version):
 
 
 def test_autoscaler_plan_prefers_keda_only_when_needed_and_present():
-    cpu = {"minReplicas": 1, "maxReplicas": 3, "targetCPUPercent": 60}
-    zero = {"minReplicas": 0, "maxReplicas": 3, "targetConcurrency": 4}
-    assert b.plan_autoscaler(cpu, "autoscaling/v2", "keda.sh/v1alpha1") == \
+    cpu = scaling(minReplicas=1, maxReplicas=3, targetCPUPercent=60)
+    zero = scaling(minReplicas=0, maxReplicas=3, targetConcurrency=4)
+    assert rollout.plan_autoscaler(cpu, "autoscaling/v2", "keda.sh/v1alpha1") == \
         ("autoscaling/v2", None)
-    assert b.plan_autoscaler(zero, "autoscaling/v2", "keda.sh/v1alpha1") == \
+    assert rollout.plan_autoscaler(zero, "autoscaling/v2", "keda.sh/v1alpha1") == \
         ("keda.sh/v1alpha1", None)
-    version, problem = b.plan_autoscaler(zero, "autoscaling/v2beta2", None)
+    version, problem = rollout.plan_autoscaler(zero, "autoscaling/v2beta2", None)
     assert version == "autoscaling/v2beta2" and "KEDA" in problem
-    version, problem = b.plan_autoscaler(cpu, None, None)
+    version, problem = rollout.plan_autoscaler(cpu, None, None)
     assert version is None and "autoscaling/v2" in problem
-    version, problem = b.plan_autoscaler({"minReplicas": 0, "maxReplicas": 2}, None,
-                                         "keda.sh/v1alpha1")
+    version, problem = rollout.plan_autoscaler(scaling(minReplicas=0, maxReplicas=2), None,
+                                               "keda.sh/v1alpha1")
     assert version == "keda.sh/v1alpha1" and "targetConcurrency" in problem
 
 
 def test_scaled_object_scales_to_zero_on_concurrency():
-    scaling = {"minReplicas": 0, "maxReplicas": 4, "targetConcurrency": 3,
-               "scaleDownDelaySeconds": 120}
-    obj = b.build_scaled_object(MD, "keda.sh/v1alpha1", "chat-0123abcd", scaling)
+    zero = scaling(minReplicas=0, maxReplicas=4, targetConcurrency=3,
+                   scaleDownDelaySeconds=120)
+    obj = b.build_scaled_object(MD, "keda.sh/v1alpha1", "chat-0123abcd", zero)
     spec = obj["spec"]
     assert (spec["minReplicaCount"], spec["maxReplicaCount"], spec["cooldownPeriod"]) == \
         (0, 4, 120)
@@ -137,8 +155,8 @@ def test_scaled_object_scales_to_zero_on_concurrency():
     assert trigger["type"] == "metrics-api"
     assert trigger["metadata"]["url"] == "http://chat.team-a.svc.cluster.local/v1/stats"
     assert trigger["metadata"]["targetValue"] == "3"
-    cpu = b.build_scaled_object(MD, "keda.sh/v1alpha1", "x", {"minReplicas": 0,
-                                                              "maxReplicas": 2})
+    cpu = b.build_scaled_object(MD, "keda.sh/v1alpha1", "x", scaling(minReplicas=0,
+                                                                     maxReplicas=2))
     assert cpu["spec"]["minReplicaCount"] == 1 and cpu["spec"]["triggers"][0]["type"] == "cpu"
 
 
@@ -147,13 +165,13 @@ def test_scaled_object_scales_to_zero_on_concurrency():
     (25, 1, 10, (3, 1)), (20, 1, 10, (4, 1)), (90, 1, 10, (1, 9)), (30, 4, 10, (7, 3)),
 ])
 def test_split_replicas_approximates_the_weight(weight, low, high, expected):
-    assert b.split_replicas(weight, low, high) == expected
+    assert rollout.split_replicas(weight, low, high) == expected
 
 
 def test_traffic_by_replicas_sums_to_100():
-    assert b.traffic_by_replicas([("a", 2), ("b", 1)]) == [
+    assert rollout.traffic_by_replicas([("a", 2), ("b", 1)]) == [
         {"revision": "a", "percent": 67}, {"revision": "b", "percent": 33}]
-    assert b.traffic_by_replicas([("a", 0)]) == [{"revision": "a", "percent": 100}]
+    assert rollout.traffic_by_replicas([("a", 0)]) == [{"revision": "a", "percent": 100}]
 
 
 def test_http_route_weights_revision_backends_behind_the_service():
@@ -180,7 +198,10 @@ def test_only_pvc_and_mlflow_sources_are_servable():
     assert b.source_problem(PVC) is None
     assert b.source_problem({"mlflowModel": "models:/m/1"}) is None
     assert "cannot be mounted" in b.source_problem({"uri": "file:///tmp/model"})
-    assert b.runtime_for({"runtime": "auto"}) == "transformers"
+    assert b.runtime_for(ModelDeploymentSpec.model_validate(
+        {"source": PVC_SOURCE, "runtime": "auto"})) == "transformers"
+    assert b.runtime_for(ModelDeploymentSpec.model_validate(
+        {"source": PVC_SOURCE, "runtime": "vllm"})) == "vllm"
 
 
 def test_discovery_picks_the_newest_hpa_and_optional_apis():

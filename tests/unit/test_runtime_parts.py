@@ -1,5 +1,9 @@
 """Settings from the environment and the report channel reader."""
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from arclight.training.reports import status_from_report
@@ -47,3 +51,16 @@ def test_broken_report_documents_are_skipped():
     status = status_from_report({"progress": "{not json", "bestCheckpoint": '{"step": 1}',
                                  "metrics": '{"loss": 2.5}'})
     assert status == {"metrics": {"loss": 2.5}}
+
+
+def test_a_bad_setting_stops_the_operator_with_one_message(tmp_path):
+    """`kopf run` with a bad ARCLIGHT_* value exits 2 naming it, without a traceback."""
+    repo = Path(__file__).resolve().parents[2]
+    kopf = Path(sys.executable).with_name("kopf")
+    env = {**os.environ, "ARCLIGHT_WORKERS": "0", "PYTHONPATH": str(repo),
+           "KUBECONFIG": str(tmp_path / "none")}
+    done = subprocess.run([str(kopf), "run", "-m", "controllers", "--standalone",
+                           "--all-namespaces"], cwd=repo, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2
+    assert "ARCLIGHT_WORKERS" in done.stderr and "Traceback" not in done.stderr

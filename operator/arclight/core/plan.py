@@ -38,11 +38,6 @@ class ChildKind:
     plural: str
     prune: bool = True
 
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-
 @dataclass(frozen=True)
 class Child:
     """A desired child. ``create_only`` children are created once and never re-applied (a

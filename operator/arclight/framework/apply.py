@@ -41,6 +41,8 @@ def merge_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]
     for key in old.keys() - new.keys():
         patch[key] = None
     for key, value in new.items():
+        if value is None and key not in old:
+            continue  # absent and null are the same to a merge patch
         before = old.get(key)
         if isinstance(value, Mapping) and isinstance(before, Mapping):
             inner = merge_diff(before, value)
@@ -55,10 +57,11 @@ def _count(verb: str, kind: str) -> None:
     metrics.API_WRITES.labels(verb, kind).inc()
 
 
-def apply_one(kube: Kube, child: Child, seen: Mapping[str, Any] | None
+def apply_one(kube: Kube, child: Child, seen: Mapping[str, Any] | None, force: bool = False
               ) -> dict[str, Any] | None:
     """Bring one object to what ``child`` wants, given what was seen of it; the API server's
-    answer when something was written."""
+    answer when something was written. ``force`` re-applies even an unchanged manifest
+    (the first pass after a start repairs what others changed meanwhile)."""
     if child.create_only:
         if seen is None:
             _count("create", child.kind)
@@ -70,19 +73,20 @@ def apply_one(kube: Kube, child: Child, seen: Mapping[str, Any] | None
     manifest = with_hash(child.manifest)
     applied_hash = ((seen or {}).get("metadata", {}).get("annotations") or {}).get(
         HASH_ANNOTATION)
-    if seen is not None and applied_hash == manifest["metadata"]["annotations"][HASH_ANNOTATION]:
+    if not force and seen is not None and \
+            applied_hash == manifest["metadata"]["annotations"][HASH_ANNOTATION]:
         return None
     _count("apply", child.kind)
     return kube.apply(manifest)
 
 
 def apply_children(kube: Kube, index: ChildIndex, owner: OwnerKey, observed: Observed,
-                   children: list[Child], prune: tuple[str, ...]) -> None:
+                   children: list[Child], prune: tuple[str, ...], force: bool = False) -> None:
     """Create or apply each desired child, then delete owned children no longer desired."""
     desired: dict[str, set[str]] = {}
     for child in children:
         desired.setdefault(child.kind, set()).add(child.name)
-        written = apply_one(kube, child, observed.child(child.kind, child.name))
+        written = apply_one(kube, child, observed.child(child.kind, child.name), force)
         if written is not None:
             index.wrote(owner, written)
     for kind in prune:
@@ -94,14 +98,15 @@ def apply_children(kube: Kube, index: ChildIndex, owner: OwnerKey, observed: Obs
 
 
 def apply_plan(kube: Kube, index: ChildIndex, kind: Kind[Any], owner: OwnerKey,
-               observed: Observed, plan: Plan) -> str | None:
-    """Carry out ``plan``; returns the resourceVersion of the object's own last write."""
+               observed: Observed, plan: Plan, force: bool = False) -> str | None:
+    """Carry out ``plan``; returns the resourceVersion of the object's own last write.
+    ``force`` re-applies unchanged children too (see ``apply_one``)."""
     obj = observed.obj
     written: str | None = None
     if plan.object_patch:
         _count("patch", kind.kind)
         written = kube.merge_patch(obj, plan.object_patch)["metadata"]["resourceVersion"]
-    apply_children(kube, index, owner, observed, plan.children, plan.prune)
+    apply_children(kube, index, owner, observed, plan.children, plan.prune, force)
     for other in plan.applies:
         seen = next((obj for ref, obj in observed.refs.items()
                      if (ref.kind, ref.name) == (other.kind, other.name)), None)

@@ -68,8 +68,10 @@ def decide(kind: Kind[Any], ctx: OperatorContext, key: OwnerKey, obj: dict[str, 
         return observed, plan, type(exc).__name__
 
 
-def run_pass(ctx: OperatorContext, kind: Kind[Any], key: OwnerKey) -> float | None:
-    """One pass over ``key``; returns the requeue delay the plan asked for."""
+def run_pass(ctx: OperatorContext, kind: Kind[Any], key: OwnerKey, trigger: str = "event"
+             ) -> float | None:
+    """One pass over ``key``; returns the requeue delay the plan asked for. The first pass
+    after a start (trigger ``resync``) re-applies every child, repairing drift."""
     _, namespace, name = key
     obj = ctx.kube.get(kind.api_version, kind.kind, name, namespace)
     if obj is None:
@@ -83,7 +85,8 @@ def run_pass(ctx: OperatorContext, kind: Kind[Any], key: OwnerKey) -> float | No
     observed, plan, outcome = decide(kind, ctx, key, obj)
     if outcome != "ok":
         metrics.RECONCILE_ERRORS.labels(kind.kind, outcome).inc()
-    written = apply_plan(ctx.kube, ctx.children, kind, key, observed, plan)
+    written = apply_plan(ctx.kube, ctx.children, kind, key, observed, plan,
+                         force=trigger == "resync")
     if written:
         ctx.own_writes[key] = written
     return plan.requeue_after
@@ -97,12 +100,15 @@ def work(ctx: OperatorContext) -> None:
         metrics.RECONCILES.labels(kind.kind, trigger).inc()
         started = time.monotonic()
         try:
-            requeue = run_pass(ctx, kind, key)
+            requeue = run_pass(ctx, kind, key, trigger)
             ctx.queue.forget(key)
             if requeue is not None:
                 ctx.queue.add_after(key, requeue)
         except ApiError as exc:
             metrics.RECONCILE_ERRORS.labels(kind.kind, f"http_{exc.status}").inc()
+            if exc.status == 403 and "being terminated" in str(exc.body or ""):
+                ctx.queue.forget(key)  # its namespace is going away, and the object with it
+                continue
             delay = ctx.queue.backoff(key)
             log.warning("%s %s/%s: API error %s %s (%s); retrying in %.1fs", kind.kind, key[1],
                         key[2], exc.status, exc.reason, str(exc.body or "")[:300], delay)

@@ -1,1 +1,1 @@
-"""The serving room (pure): ModelDeployment builders and plan."""
+"""The serving room (pure): ModelDeployment builders, rollout decisions, plan and kind."""

@@ -2,15 +2,15 @@
 (an HPA, or a KEDA ScaledObject) and, with the Gateway API, a Service per revision plus an
 HTTPRoute ``<md>`` that splits traffic by weight.
 
-Pure: ``md`` is the ModelDeployment object (metadata + camelCase spec with defaults filled);
-a resolved ``source`` is ``{"uri": "pvc://CLAIM/PATH"}`` or ``{"mlflowModel": "models:/..."}``,
-optionally with the ``trainingRun`` it came from.
+Pure: ``md`` is the ModelDeployment object (its metadata names and owns the children); the
+spec parts a builder needs come typed (``ModelDeploymentSpec``, ``Autoscaling``,
+``ServingResources``). A resolved ``source`` is ``{"uri": "pvc://CLAIM/PATH"}`` or
+``{"mlflowModel": "models:/..."}``, optionally with the ``trainingRun`` it came from (the form
+``status.revisions[].source`` records).
 
 Without the Gateway API the canary split is approximated by replica ratio: the Service
 ``<md>`` selects the pods of every live revision, so each replica gets about the same share
-of connections and a revision's traffic is its share of the replicas (``status.traffic``
-reports that share, not ``canary.weight``). While such a split runs both replica counts are
-fixed, so autoscaling pauses until the canary is promoted or removed.
+of connections (see ``arclight.serving.rollout`` for the split and the traffic it gives).
 """
 from __future__ import annotations
 
@@ -21,9 +21,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from arclight.api.modeldeployment import KIND, ModelDeploymentSpec
-from arclight.core.names import COMPONENT_LABEL, GROUP, child_metadata, owner_labels
+from arclight.api.modeldeployment import (
+    KIND,
+    Autoscaling,
+    ModelDeploymentSpec,
+    ServingResources,
+)
 from arclight.core.errors import InvalidSpec
+from arclight.core.names import COMPONENT_LABEL, GROUP, child_metadata, owner_labels
 
 REVISION_LABEL = f"{GROUP}/revision"
 SERVER_COMPONENT = "server"
@@ -55,10 +60,9 @@ def validate(md: Mapping[str, Any]) -> ModelDeploymentSpec:
         raise InvalidSpec(f"{path}: {err['msg'].removeprefix('Value error, ')}") from None
 
 
-def runtime_for(spec: Mapping[str, Any]) -> str:
+def runtime_for(spec: ModelDeploymentSpec) -> str:
     """The concrete runtime: ``auto`` is ``transformers`` (what the trainer image serves)."""
-    runtime = spec.get("runtime", "auto")
-    return SERVABLE_RUNTIMES[0] if runtime == "auto" else runtime
+    return SERVABLE_RUNTIMES[0] if spec.runtime == "auto" else spec.runtime
 
 
 def model_ref(source: Mapping[str, str]) -> str:
@@ -76,9 +80,13 @@ def source_problem(source: Mapping[str, str]) -> str | None:
 
 
 def revision_name(md_name: str, source: Mapping[str, str], runtime: str,
-                  resources: Mapping[str, Any]) -> str:
-    """``<md>-<hash>``: the same model, runtime and resources always give the same name."""
-    key = json.dumps({"model": model_ref(source), "runtime": runtime, "resources": resources},
+                  resources: ServingResources) -> str:
+    """``<md>-<hash>``: the same model, runtime and resources always give the same name (the
+    resources as the spec spells them, unset fields left out: names stay stable across
+    operator versions)."""
+    key = json.dumps({"model": model_ref(source), "runtime": runtime,
+                      "resources": resources.model_dump(by_alias=True, mode="json",
+                                                        exclude_none=True)},
                      sort_keys=True)
     return f"{md_name}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
 
@@ -89,47 +97,13 @@ def service_url(md: Mapping[str, Any]) -> str:
     return f"http://{meta['name']}.{meta['namespace']}.svc.cluster.local"
 
 
-def split_replicas(weight: int, min_replicas: int, max_replicas: int) -> tuple[int, int]:
-    """(stable, canary) replicas whose ratio best approximates ``weight`` percent.
-
-    Tries every total from ``max(2, minReplicas)`` to ``maxReplicas``; each side keeps at
-    least one replica unless its weight is 0; ties go to fewer replicas.
-    """
-    if weight <= 0:
-        return max(1, min_replicas), 0
-    if weight >= 100:
-        return 0, max(1, min_replicas)
-    low = max(2, min_replicas)
-    best: tuple[float, int, int] | None = None
-    for total in range(low, max(low, max_replicas) + 1):
-        canary = min(total - 1, max(1, round(total * weight / 100)))
-        error = abs(100 * canary / total - weight)
-        if best is None or error < best[0] - 1e-9:
-            best = (error, total - canary, canary)
-    assert best is not None
-    return best[1], best[2]
-
-
-def traffic_by_replicas(replicas: Sequence[tuple[str, int]]) -> list[dict[str, Any]]:
-    """``traffic[]`` from (revision, replicas): each revision's share of all replicas."""
-    total = sum(n for _, n in replicas)
-    if total == 0:
-        return [{"revision": name, "percent": 100 if i == 0 else 0}
-                for i, (name, _) in enumerate(replicas)]
-    shares = [round(100 * n / total) for _, n in replicas]
-    shares[0] = 100 - sum(shares[1:])
-    return [{"revision": name, "percent": share}
-            for (name, _), share in zip(replicas, shares)]
-
-
-def _container_resources(resources: Mapping[str, Any]) -> dict[str, Any]:
-    cpu = str(resources.get("cpu") or DEFAULT_CPU)
-    memory = str(resources.get("memory") or DEFAULT_MEMORY)
+def _container_resources(resources: ServingResources) -> dict[str, Any]:
+    cpu = str(resources.cpu or DEFAULT_CPU)
+    memory = str(resources.memory or DEFAULT_MEMORY)
     limits = {"memory": memory}
-    gpu = resources.get("gpu") or {}
-    count = gpu.get("count", 0)
-    if gpu.get("type", "none") != "none" and count not in ("auto", 0):
-        limits["nvidia.com/gpu"] = str(count)
+    # A GPU limit only for an explicit count (an unset count requests none, as before).
+    if resources.gpu.type != "none" and resources.gpu.count:
+        limits["nvidia.com/gpu"] = str(resources.gpu.count)
     return {"requests": {"cpu": cpu, "memory": memory}, "limits": limits}
 
 
@@ -149,13 +123,17 @@ def _model_location(source: Mapping[str, str], mlflow_uri: str | None
 
 def build_deployment(md: Mapping[str, Any], revision: str, source: Mapping[str, str], *,
                      image: str, runtime: str, replicas: int | None,
-                     mlflow_uri: str | None = None) -> dict[str, Any]:
+                     mlflow_uri: str | None = None,
+                     spec: ModelDeploymentSpec | None = None) -> dict[str, Any]:
     """Deployment ``<revision>`` running the trainer image's model server.
 
-    ``replicas`` None leaves the count to the autoscaler (the field is omitted).
+    ``spec`` is the validated spec (default: validated from ``md["spec"]``). ``replicas``
+    None omits the field; the operator never does that for a Deployment it applied before
+    (server-side apply would then drop the count to the default of 1).
     """
     name = md["metadata"]["name"]
-    spec = md["spec"]
+    if spec is None:
+        spec = validate(md)
     labels = {**owner_labels(KIND, name), COMPONENT_LABEL: SERVER_COMPONENT,
               REVISION_LABEL: revision}
     model, volumes, mounts, env = _model_location(source, mlflow_uri)
@@ -170,7 +148,7 @@ def build_deployment(md: Mapping[str, Any], revision: str, source: Mapping[str, 
                            "periodSeconds": 5, "failureThreshold": 3},
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"},
                           "initialDelaySeconds": 120, "periodSeconds": 20},
-        "resources": _container_resources(spec.get("resources") or {}),
+        "resources": _container_resources(spec.resources),
         "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS,
                             "readOnlyRootFilesystem": True,
                             "allowPrivilegeEscalation": False,
@@ -231,35 +209,6 @@ def build_http_route(md: Mapping[str, Any], api_version: str,
                                                 for revision, weight in weights]}]}}
 
 
-def needs_keda(autoscaling: Mapping[str, Any]) -> bool:
-    """Scaling to zero or on request concurrency needs KEDA."""
-    return autoscaling.get("minReplicas", 1) == 0 or bool(autoscaling.get("targetConcurrency"))
-
-
-def plan_autoscaler(autoscaling: Mapping[str, Any], hpa_api_version: str | None,
-                    keda_api_version: str | None) -> tuple[str | None, str | None]:
-    """(apiVersion of the autoscaler to build, or None; a problem to report, or None).
-
-    KEDA when the spec needs it and the cluster has it; else an HPA on CPU with at least
-    one replica, and a problem that says what is missing.
-    """
-    if needs_keda(autoscaling) and keda_api_version:
-        if autoscaling.get("minReplicas", 1) == 0 and not autoscaling.get("targetConcurrency"):
-            return keda_api_version, ("autoscaling.minReplicas 0 needs targetConcurrency: CPU "
-                                      "use cannot wake a model at zero replicas, so one "
-                                      "replica is kept.")
-        return keda_api_version, None
-    problem = None
-    if needs_keda(autoscaling):
-        problem = ("autoscaling.minReplicas 0 and targetConcurrency need KEDA (keda.sh), which "
-                   "this cluster lacks; install KEDA, or set minReplicas >= 1 and "
-                   "targetCPUPercent. Scaling on CPU with at least one replica meanwhile.")
-    if hpa_api_version is None:
-        return None, ("the cluster serves neither autoscaling/v2 nor v2beta2; running "
-                      "autoscaling.minReplicas replicas without autoscaling.")
-    return hpa_api_version, problem
-
-
 def build_hpa(md: Mapping[str, Any], api_version: str, target: str, min_replicas: int,
               max_replicas: int, cpu_percent: int | None, scale_down_delay: int
               ) -> dict[str, Any]:
@@ -280,26 +229,27 @@ def build_hpa(md: Mapping[str, Any], api_version: str, target: str, min_replicas
 
 
 def build_scaled_object(md: Mapping[str, Any], api_version: str, target: str,
-                        autoscaling: Mapping[str, Any]) -> dict[str, Any]:
+                        autoscaling: Autoscaling) -> dict[str, Any]:
     """KEDA ScaledObject ``<md>``: concurrency from the servers' ``/v1/stats`` (``inFlight``,
-    polled through the Service) or CPU; ``minReplicas`` 0 allows scaling to zero."""
+    polled through the Service) or CPU; ``minReplicas`` 0 allows scaling to zero (only on
+    concurrency: CPU use cannot wake a model at zero replicas)."""
     name = md["metadata"]["name"]
-    if autoscaling.get("targetConcurrency"):
+    if autoscaling.target_concurrency:
         trigger = {"type": "metrics-api", "metricType": "AverageValue",
                    "metadata": {"url": f"{service_url(md)}/v1/stats",
                                 "valueLocation": "inFlight",
-                                "targetValue": str(autoscaling["targetConcurrency"])}}
+                                "targetValue": str(autoscaling.target_concurrency)}}
+        min_count = autoscaling.min_replicas
     else:
         trigger = {"type": "cpu", "metricType": "Utilization",
-                   "metadata": {"value": str(autoscaling.get("targetCPUPercent")
+                   "metadata": {"value": str(autoscaling.target_cpu_percent
                                              or DEFAULT_CPU_PERCENT)}}
+        min_count = max(1, autoscaling.min_replicas)
     return {"apiVersion": api_version, "kind": "ScaledObject",
             "metadata": child_metadata(md, name, "autoscaler"),
             "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
                                         "name": target},
-                     "minReplicaCount": autoscaling.get("minReplicas", 1)
-                     if autoscaling.get("targetConcurrency") else
-                     max(1, autoscaling.get("minReplicas", 1)),
-                     "maxReplicaCount": autoscaling.get("maxReplicas", 3),
-                     "cooldownPeriod": autoscaling.get("scaleDownDelaySeconds", 300),
+                     "minReplicaCount": min_count,
+                     "maxReplicaCount": autoscaling.max_replicas,
+                     "cooldownPeriod": autoscaling.scale_down_delay_seconds,
                      "triggers": [trigger]}}
