@@ -89,22 +89,26 @@ def test_configmap_reporter_writes_documents_with_the_run_token(
 
     reporter = report.make_reporter(None, report_name(run), namespace)
     assert isinstance(reporter, report.ConfigMapReporter)
-    progress = {"step": 1, "totalSteps": 4, "epoch": 1, "etaSeconds": 30,
-                "updatedAt": report.now_iso()}
-    metrics = {"reward": {"mean": 0.25, "min": 0.0, "max": 1.0, "std": 0.433},
-               "validationReward": 0.1, "successRate": 0.25, "loss": -0.02}
+    progress = report.progress_report(1, 4, 1, seconds_per_step=10.0)
+    metrics = report.step_metrics([0.0, 0.0, 0.0, 1.0], 0.25, validation_reward=0.1,
+                                  policy_loss=-0.01, loss=-0.02, steps_per_second=0.1,
+                                  samples_per_second=0.4)
     reporter.update(progress=progress, metrics=metrics)
     # A later update merges: progress replaced, metrics kept, result added.
-    reporter.update(progress={**progress, "step": 4, "etaSeconds": 0},
-                    result={"validationRewardBefore": 0.1, "validationRewardAfter": 0.3,
-                            "modelUri": "pvc://artifacts/x/final", "bestPrompt": None})
+    reporter.update(progress=report.progress_report(4, 4, 1, seconds_per_step=10.0),
+                    result=report.training_result(0.1, 0.3, "pvc://artifacts/x/final"))
     assert reporter.failures == 0
 
     data = _report_data(cluster, namespace, run)
     assert set(data) == {"progress", "metrics", "result"}
     assert data["progress"]["step"] == 4 and data["progress"]["totalSteps"] == 4
-    assert data["metrics"] == metrics
+    assert data["progress"]["etaSeconds"] == 0 and data["progress"]["epoch"] == 1
+    assert data["metrics"] == report.document_json(metrics)
+    assert data["metrics"]["reward"] == {"mean": 0.25, "min": 0.0, "max": 1.0,
+                                         "std": pytest.approx(0.433, abs=1e-3)}
+    assert data["metrics"]["successRate"] == 0.25 and data["metrics"]["loss"] == -0.02
     assert data["result"]["validationRewardAfter"] == 0.3
+    assert data["result"]["modelUri"] == "pvc://artifacts/x/final"
 
     # Least privilege: the same token cannot write another run's report.
     intruder = report.ConfigMapReporter(report_name(other), namespace, server=reporter.url.split(

@@ -3,6 +3,7 @@ import copy
 import json
 
 import pytest
+from arclight.api.trainer import TrainerConfig
 from arclight.training import builders as b
 
 pytestmark = pytest.mark.unit
@@ -12,12 +13,14 @@ RUN = {"apiVersion": "arclight.dev/v1alpha1", "kind": "TrainingRun",
        "spec": {"template": "math-solver", "resources": {"gpu": {"type": "none"}, "nodes": 1},
                 "retry": {"maxAttempts": 2}, "suspend": False,
                 "activeDeadlineSeconds": 600, "ttlSecondsAfterFinished": 3600}}
-CONFIG = {"apiVersion": "arclight.dev/v1alpha1", "kind": "TrainerConfig",
-          "run": {"name": "demo", "namespace": "team-a", "uid": "uid-1", "attempt": 2},
-          "dataset": {"uri": "sample://math-solver", "credentialsDir": None},
-          "hyperparameters": {"batchSize": 4},
-          "resources": {"gpu": {"type": "none", "count": 0}, "nodes": 1},
-          "checkpoint": {"dir": "/artifacts/team-a/demo"}}
+CONFIG_DOC = {"apiVersion": "arclight.dev/v1alpha1", "kind": "TrainerConfig",
+              "run": {"name": "demo", "namespace": "team-a", "uid": "uid-1", "attempt": 2},
+              "template": "math-solver",
+              "dataset": {"uri": "sample://math-solver", "credentialsDir": None},
+              "hyperparameters": {"batchSize": 4},
+              "resources": {"gpu": {"type": "none", "count": 0}, "nodes": 1},
+              "checkpoint": {"dir": "/artifacts/team-a/demo"}}
+CONFIG = TrainerConfig.model_validate(CONFIG_DOC)
 RESOURCES = {"gpu": {"type": "none", "count": 0}, "cpu": "2", "memory": "6Gi", "nodes": 1}
 
 
@@ -50,7 +53,13 @@ def test_children_names_owners_and_labels():
 
 def test_config_map_holds_the_trainer_config():
     cm = by_kind(children())[("ConfigMap", "demo-config")]
-    assert json.loads(cm["data"]["config.json"]) == CONFIG
+    document = json.loads(cm["data"]["config.json"])
+    assert document == CONFIG.model_dump(by_alias=True, mode="json")
+    # camelCase keys, every field written (None included), as docs/architecture.md shows it
+    assert document["run"] == CONFIG_DOC["run"] and document["resumeFrom"] is None
+    assert document["hyperparameters"]["batchSize"] == 4
+    assert document["checkpoint"]["dir"] == "/artifacts/team-a/demo"
+    assert TrainerConfig.model_validate(document) == CONFIG
 
 
 def test_role_only_allows_the_runs_own_report():
@@ -117,7 +126,8 @@ def test_gpu_queue_scheduling_and_claim():
 
 
 def test_multi_node_is_an_indexed_job_with_headless_service():
-    config = {**CONFIG, "resources": {"gpu": {"type": "a100", "count": 2}, "nodes": 3}}
+    config = TrainerConfig.model_validate(
+        {**CONFIG_DOC, "resources": {"gpu": {"type": "a100", "count": 2}, "nodes": 3}})
     objs = by_kind(children(config=config))
     job = objs[("Job", "demo-trainer-2")]
     assert job["spec"]["completionMode"] == "Indexed"
@@ -134,8 +144,9 @@ def test_custom_agent_image_and_dataset_secret():
     run["spec"].update(template=None, agent={"image": "registry.example/agent:1",
                                              "entrypoint": "agent:run"},
                        dataset={"uri": "s3://b/k.jsonl", "secretRef": {"name": "s3-creds"}})
-    config = {**CONFIG, "dataset": {"uri": "s3://b/k.jsonl",
-                                    "credentialsDir": "/var/run/arclight/dataset"}}
+    config = TrainerConfig.model_validate(
+        {**CONFIG_DOC, "dataset": {"uri": "s3://b/k.jsonl",
+                                   "credentialsDir": "/var/run/arclight/dataset"}})
     job = b.build_job(run, config, image="img", artifacts_claim=None)
     pod = job["spec"]["template"]["spec"]
     assert pod["containers"][0]["image"] == "registry.example/agent:1"

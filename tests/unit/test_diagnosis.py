@@ -2,6 +2,7 @@
 import json
 
 import pytest
+from arclight.api.trainer import ExitCode, TerminationReport
 from arclight.training.diagnosis import auto_fix, diagnose
 
 pytestmark = pytest.mark.unit
@@ -22,13 +23,15 @@ def waiting_pod(reason):
 
 
 @pytest.mark.parametrize(("pod", "reason", "retryable"), [
-    (terminated_pod(137, "OOMKilled"), "OutOfMemory", True),
-    (terminated_pod(137), "OutOfMemory", True),
-    (terminated_pod(5), "OutOfMemory", True),
-    (terminated_pod(2), "DatasetInvalid", False),
-    (terminated_pod(3), "Diverged", True),
-    (terminated_pod(4), "RewardError", False),
-    (terminated_pod(1), "Error", True),
+    (terminated_pod(ExitCode.KILLED, "OOMKilled"), "OutOfMemory", True),
+    (terminated_pod(ExitCode.KILLED), "OutOfMemory", True),
+    (terminated_pod(ExitCode.OUT_OF_MEMORY), "OutOfMemory", True),
+    (terminated_pod(ExitCode.DATASET_INVALID), "DatasetInvalid", False),
+    (terminated_pod(ExitCode.DIVERGED), "Diverged", True),
+    (terminated_pod(ExitCode.REWARD_ERROR), "RewardError", False),
+    (terminated_pod(ExitCode.CONFIG_INVALID), "ConfigInvalid", False),
+    (terminated_pod(ExitCode.ROLLOUTS_FAILED), "RolloutsFailed", True),
+    (terminated_pod(ExitCode.ERROR), "Error", True),
     (waiting_pod("ImagePullBackOff"), "ImagePullFailed", False),
     (waiting_pod("ErrImagePull"), "ImagePullFailed", False),
     (waiting_pod("CrashLoopBackOff"), "CrashLoop", False),
@@ -43,7 +46,7 @@ def test_reasons(pod, reason, retryable):
 
 
 def test_oom_fix_halves_batch_and_doubles_accumulation():
-    result = diagnose(FAILED_JOB, [terminated_pod(137, "OOMKilled")], HP)
+    result = diagnose(FAILED_JOB, [terminated_pod(ExitCode.KILLED, "OOMKilled")], HP)
     assert result.auto_fix == {"batchSize": 4, "gradientAccumulation": 2}
     assert "batchSize" in " ".join(result.suggestions)
     assert auto_fix("OutOfMemory", {"batchSize": 1, "gradientAccumulation": 4}) is None
@@ -58,7 +61,9 @@ def test_diverged_fix_lowers_learning_rate_tenfold():
 def test_termination_message_is_used():
     report = {"reason": "DatasetInvalid", "message": "Row 3: column 'question' is empty.",
               "suggestions": ["Drop empty rows: df.dropna(subset=['question'])"]}
-    result = diagnose(FAILED_JOB, [terminated_pod(2, message=json.dumps(report))], HP)
+    assert TerminationReport.model_validate(report).model_dump() == report
+    result = diagnose(FAILED_JOB, [terminated_pod(ExitCode.DATASET_INVALID,
+                                                  message=json.dumps(report))], HP)
     assert result.reason == "DatasetInvalid"
     assert "Row 3" in result.message
     assert result.suggestions == report["suggestions"]
@@ -86,3 +91,13 @@ def test_healthy_job_has_no_diagnosis():
 def test_failed_job_without_pods_is_an_error():
     result = diagnose(FAILED_JOB, [], HP)
     assert result.reason == "Error" and "BackoffLimitExceeded" in result.message
+
+
+def test_unclassified_exit_uses_a_known_report_reason_and_survives_log_tails():
+    report = TerminationReport(reason="Diverged", message="loss is nan", suggestions=["lower lr"])
+    result = diagnose(FAILED_JOB, [terminated_pod(ExitCode.ERROR, message=report.to_json())], HP)
+    assert (result.reason, result.suggestions) == ("Diverged", ["lower lr"])
+    assert "loss is nan" in result.message
+    # FallbackToLogsOnError: the message is the log tail, not JSON.
+    result = diagnose(FAILED_JOB, [terminated_pod(ExitCode.ERROR, message="Traceback ...")], HP)
+    assert result.reason == "Error" and "Exit code 1" in result.message

@@ -6,10 +6,11 @@ import copy
 from pathlib import Path
 
 import pytest
-from arclight.training import catalog
 from arclight.api import TrainingRunStatus, trainingrun
-from arclight.training.resolve import ResolveError, resolve
+from arclight.api.trainer import TrainerConfig
 from arclight.framework.settings import Settings
+from arclight.training import catalog
+from arclight.training.resolve import ResolveError, resolve, with_fixes
 from arclight_trainer.config import parse_config
 from arclight_trainer.templates import get_template
 
@@ -25,8 +26,14 @@ def _resolve(spec: dict, settings: Settings = PLATFORM, attempt: int = 1):
     )
 
 
+def _json(config: TrainerConfig) -> dict:
+    """The TrainerConfig as the trainer reads it (`config.json`)."""
+    return config.model_dump(by_alias=True, mode="json")
+
+
 def test_auto_everything_on_cpu():
-    resolved, config = _resolve({"template": "math-solver"})
+    resolved, typed = _resolve({"template": "math-solver"})
+    config = _json(typed)
     # 240 sample rows, 10% held out -> 216 train rows; 216 / 4 = 54 steps per epoch,
     # capped at 20 on CPU; a checkpoint every 20 // 2 = 10 steps.
     assert resolved == {
@@ -98,7 +105,8 @@ def test_explicit_values_are_kept():
         "rollouts": {"workers": 3, "concurrency": 5, "timeoutSeconds": 60},
         "checkpoint": {"everySteps": 5, "keep": 4, "uri": "pvc://checkpoints/exp-1"},
     }
-    resolved, config = _resolve(spec)
+    resolved, typed = _resolve(spec)
+    config = _json(typed)
     assert resolved["dataset"] == {
         "uri": "s3://bucket/train.parquet",
         "format": "parquet",
@@ -137,9 +145,10 @@ def test_explicit_values_are_kept():
 
 
 def test_gpu_request_selects_verl_and_sizes_from_the_gpus():
-    resolved, config = _resolve(
+    resolved, typed = _resolve(
         {"template": "math-solver", "resources": {"gpu": {"type": "a100", "count": 2}, "nodes": 2}}
     )
+    config = _json(typed)
     assert resolved["backend"] == config["backend"] == "verl"
     # 32 prompts per A100 x 2 GPUs x 2 nodes = 128 (below the 216 train rows);
     # auto steps on GPU are one epoch: ceil(216 / 128) = 2.
@@ -179,7 +188,7 @@ def test_epochs_become_steps_from_the_dataset_size():
     assert resolved["hyperparameters"]["maxSteps"] == 46
     assert resolved["hyperparameters"]["epochs"] == 2
     assert resolved["checkpoint"]["everySteps"] == 23
-    assert parse_config(config).hyperparameters.total_steps(180) == 46
+    assert parse_config(_json(config)).hyperparameters.total_steps(180) == 46
 
 
 def test_epochs_on_a_dataset_of_unknown_size_are_left_to_the_trainer():
@@ -197,7 +206,7 @@ def test_epochs_on_a_dataset_of_unknown_size_are_left_to_the_trainer():
     )
     assert resolved["checkpoint"]["everySteps"] == 50
     # The trainer derives the steps once it has read the data: 3 x ceil(300 / 4) = 225.
-    assert parse_config(config).hyperparameters.total_steps(300) == 225
+    assert parse_config(_json(config)).hyperparameters.total_steps(300) == 225
 
 
 def test_unknown_size_and_auto_steps_use_the_backend_default():
@@ -250,7 +259,8 @@ def test_custom_agent():
         },
         "dataset": {"uri": "configmap://tasks/train.csv", "secretRef": {"name": "creds"}},
     }
-    resolved, config = _resolve(spec)
+    resolved, typed = _resolve(spec)
+    config = _json(typed)
     assert (resolved["template"], resolved["taskType"], resolved["algorithm"]) == (
         None,
         "custom",
@@ -270,19 +280,21 @@ def test_custom_agent():
 
 def test_mlflow_tracking_when_the_platform_has_it():
     settings = Settings(mlflow_uri="http://mlflow.arclight-system:5000")
-    _, config = _resolve({"template": "math-solver"}, settings=settings)
+    _, typed = _resolve({"template": "math-solver"}, settings=settings)
+    config = _json(typed)
     assert config["tracking"]["mlflow"] == {
         "trackingUri": "http://mlflow.arclight-system:5000",
         "experiment": "team-a",
         "registeredModel": None,
     }
-    _, config = _resolve(
+    _, typed = _resolve(
         {
             "template": "math-solver",
             "tracking": {"mlflow": {"experiment": "math", "registeredModel": "math-agent"}},
         },
         settings=settings,
     )
+    config = _json(typed)
     assert config["tracking"]["mlflow"]["experiment"] == "math"
     assert config["tracking"]["mlflow"]["registeredModel"] == "math-agent"
     parse_config(config)
@@ -311,9 +323,33 @@ def test_pure_and_deterministic():
     before = copy.deepcopy(spec)
     first = _resolve(spec, attempt=2)
     assert first == _resolve(spec, attempt=2) and spec == before
-    assert first.trainer_config["run"]["attempt"] == 2
+    assert first.trainer_config.run.attempt == 2
     first.resolved["hyperparameters"]["batchSize"] = 1  # callers may apply fixes in place
-    assert first.trainer_config["hyperparameters"]["batchSize"] == 4
+    assert first.trainer_config.hyperparameters.batch_size == 4
+
+
+def test_with_fixes_applies_overrides_and_resume_point():
+    _, config = _resolve({"template": "math-solver"}, attempt=2)
+    fixed = with_fixes(config, {"batchSize": 2, "gradientAccumulation": 2},
+                       "pvc://artifacts/team-a/demo/step-10")
+    assert (fixed.hyperparameters.batch_size, fixed.hyperparameters.gradient_accumulation) == (
+        2,
+        2,
+    )
+    assert fixed.resume_from == "pvc://artifacts/team-a/demo/step-10"
+    assert config.hyperparameters.batch_size == 4 and config.resume_from is None  # a copy
+    assert _json(fixed) == {
+        **_json(config),
+        "hyperparameters": {**_json(config)["hyperparameters"], "batchSize": 2,
+                            "gradientAccumulation": 2},
+        "resumeFrom": "pvc://artifacts/team-a/demo/step-10",
+    }
+    assert with_fixes(config, {}, None) == config
+    assert with_fixes(config, {"learningRate": "1e-5"}).hyperparameters.learning_rate == "1e-5"
+    with pytest.raises(ValueError, match="batchSize"):
+        with_fixes(config, {"batchSize": 0})
+    with pytest.raises(ValueError, match="batchSz"):
+        with_fixes(config, {"batchSz": 2})
 
 
 def test_resolved_fits_the_status_schema():

@@ -18,21 +18,22 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .config import ConfigError, TrainerConfig, load_config
+from arclight.api.trainer import ExitCode, FailureReason, TrainerConfig, decimal_value
+
+from .config import ConfigError, load_config, reward_components
 from .failures import TrainerFailure, is_out_of_memory, write_termination
 from .metrics import TrainerMetrics
-from .report import Reporter, make_reporter
+from .report import Reporter, make_reporter, training_result
 
 
 def prepare_data(config: TrainerConfig):
     """The template and the validated train/validation split (DatasetInvalid on bad data)."""
-    from .config import decimal_value
     from .datasets import load_dataset, split
     from .templates import get_template
     from .templates.base import DatasetError
 
     if config.agent is not None or config.template is None:
-        raise TrainerFailure("ConfigInvalid", "custom agents (spec.agent) need their own image "
+        raise TrainerFailure(FailureReason.CONFIG_INVALID, "custom agents (spec.agent) need their own image "
                              "and are not run by the built-in trainer", [
                                  "Use spec.template, or run the custom agent image."])
     template = get_template(config.template)
@@ -43,9 +44,9 @@ def prepare_data(config: TrainerConfig):
         train, val = split(dataset, decimal_value(config.dataset.validation_fraction),
                            config.seed)
     except DatasetError as exc:
-        raise TrainerFailure("DatasetInvalid", str(exc), [exc.fix] if exc.fix else []) from exc
+        raise TrainerFailure(FailureReason.DATASET_INVALID, str(exc), [exc.fix] if exc.fix else []) from exc
     if not train or not val:
-        raise TrainerFailure("DatasetInvalid", f"dataset {config.dataset.uri} has "
+        raise TrainerFailure(FailureReason.DATASET_INVALID, f"dataset {config.dataset.uri} has "
                              f"{len(dataset.items)} rows: too few for a train/validation split",
                              ["Add rows or change dataset.validationFraction."])
     return template, train, val
@@ -72,7 +73,7 @@ def run(config: TrainerConfig, reporter: Reporter, metrics: TrainerMetrics,
                               f"{config.run.name}-{config.run.attempt}", spec.registered_model)
             tracker.log_params(flat_params(config))
         ctx = RunContext(config=config, template=template, train_items=train, val_items=val,
-                         components=config.reward_components(template.default_reward),
+                         components=reward_components(config, template.default_reward),
                          reporter=reporter, metrics=metrics, tracker=tracker, workdir=workdir)
         try:
             outcome = get_backend(config.backend).run(ctx)
@@ -80,7 +81,7 @@ def run(config: TrainerConfig, reporter: Reporter, metrics: TrainerMetrics,
             raise
         except Exception as exc:
             if is_out_of_memory(exc):
-                raise TrainerFailure("OutOfMemory", f"allocation failed: {exc}"[:500], [
+                raise TrainerFailure(FailureReason.OUT_OF_MEMORY, f"allocation failed: {exc}"[:500], [
                     "Halve hyperparameters.batchSize and double gradientAccumulation.",
                     "Lower maxNewTokens or request more memory."]) from exc
             raise
@@ -91,13 +92,12 @@ def run(config: TrainerConfig, reporter: Reporter, metrics: TrainerMetrics,
                                 outcome.steps)
             model_uri = tracker.log_model(outcome.model_dir)
             tracker.finish()
-        reporter.update(result={"validationRewardBefore": outcome.validation_before,
-                                "validationRewardAfter": outcome.validation_after,
-                                "modelUri": model_uri, "bestPrompt": None})
+        reporter.update(result=training_result(outcome.validation_before,
+                                               outcome.validation_after, model_uri))
         print(f"validation reward before={outcome.validation_before:.4f} "
               f"after={outcome.validation_after:.4f} seed={config.seed} "
               f"model={outcome.model_dir}", flush=True)
-        return 0
+        return ExitCode.SUCCEEDED
     except TrainerFailure as failure:
         write_termination(failure)
         if tracker:
@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        failure = TrainerFailure("ConfigInvalid", str(exc), ["Fix the TrainingRun spec."])
+        failure = TrainerFailure(FailureReason.CONFIG_INVALID, str(exc),
+                                 ["Fix the TrainingRun spec."])
         write_termination(failure)
         return failure.exit_code
     reporter = make_reporter(args.report_file, config.report and config.report.config_map,

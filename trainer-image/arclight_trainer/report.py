@@ -10,39 +10,112 @@ from __future__ import annotations
 import json
 import os
 import ssl
+import statistics
 import threading
 import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
+from arclight.api.trainer import (
+    REPORT_DOCUMENTS,
+    BestCheckpoint,
+    ProgressReport,
+    ReportKey,
+    RewardStats,
+    TrainingMetrics,
+    TrainingResult,
+)
+from pydantic import BaseModel
+
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-KEYS = ("progress", "metrics", "bestCheckpoint", "result")
+
+
+def now() -> datetime:
+    """The current UTC time, to the second (as reports carry it)."""
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return now().strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- the documents (arclight.api.trainer.REPORT_DOCUMENTS) ---------------------------------
+
+
+def progress_report(step: int, total_steps: int, epoch: int | None,
+                    seconds_per_step: float) -> ProgressReport:
+    """`progress` after optimizer step `step` of `total_steps`."""
+    return ProgressReport(step=step, total_steps=total_steps, epoch=epoch,
+                          eta_seconds=int(seconds_per_step * (total_steps - step)),
+                          updated_at=now())
+
+
+def step_metrics(rewards: Sequence[float], success_rate: float, *,
+                 validation_reward: float | None, policy_loss: float, loss: float,
+                 steps_per_second: float, samples_per_second: float) -> TrainingMetrics:
+    """`metrics` of one step: reward statistics over its rollouts, losses and throughput."""
+    return TrainingMetrics(
+        reward=RewardStats(mean=statistics.fmean(rewards), min=min(rewards), max=max(rewards),
+                           std=statistics.pstdev(rewards)),
+        validation_reward=validation_reward, success_rate=success_rate,
+        policy_loss=policy_loss, value_loss=None, loss=loss,
+        steps_per_second=steps_per_second, samples_per_second=samples_per_second,
+        gpu_utilization=None, gpu_memory_bytes=None)
+
+
+def best_checkpoint(step: int, uri: str, metric: str, value: float | None) -> BestCheckpoint:
+    """`bestCheckpoint`: a loadable model directory and the metric it was ranked by."""
+    return BestCheckpoint(step=step, uri=uri, metric=metric, value=value)
+
+
+def training_result(validation_before: float, validation_after: float, model_uri: str,
+                    best_prompt: str | None = None) -> TrainingResult:
+    """`result`, written once at the end."""
+    return TrainingResult(validation_reward_before=validation_before,
+                          validation_reward_after=validation_after, model_uri=model_uri,
+                          best_prompt=best_prompt)
+
+
+def document_json(document: BaseModel) -> dict:
+    """A report document as the JSON object the channel carries (camelCase, every key)."""
+    return document.model_dump(by_alias=True, mode="json")
+
+
+def configmap_data(documents: dict[ReportKey, BaseModel]) -> dict[str, str]:
+    """`data` of the report ConfigMap for `documents`: each key a JSON text."""
+    return {str(key): json.dumps(document_json(doc)) for key, doc in documents.items()}
+
+
+# --- writers ---------------------------------------------------------------------------------
 
 
 class Reporter(ABC):
     """Writes report documents; `update` merges keys into what was written before."""
 
     def __init__(self) -> None:
-        self.documents: dict[str, dict] = {}
+        self.documents: dict[ReportKey, BaseModel] = {}
         self._lock = threading.Lock()
 
-    def update(self, **documents: dict) -> None:
-        """Publish documents by key (progress, metrics, bestCheckpoint, result)."""
-        unknown = set(documents) - set(KEYS)
+    def update(self, **documents: BaseModel) -> None:
+        """Publish documents by key (progress, metrics, bestCheckpoint, result), each the
+        model REPORT_DOCUMENTS names for its key."""
+        unknown = set(documents) - set(ReportKey)
         if unknown:
             raise KeyError(f"unknown report keys {sorted(unknown)}")
+        changed = {ReportKey(key): document for key, document in documents.items()}
+        for key, document in changed.items():
+            if not isinstance(document, REPORT_DOCUMENTS[key]):
+                raise TypeError(f"report {key}: expected {REPORT_DOCUMENTS[key].__name__}, "
+                                f"got {type(document).__name__}")
         with self._lock:
-            self.documents.update(documents)
-            self._write(documents)
+            self.documents.update(changed)
+            self._write(changed)
 
     @abstractmethod
-    def _write(self, changed: dict[str, dict]) -> None: ...
+    def _write(self, changed: dict[ReportKey, BaseModel]) -> None: ...
 
 
 class FileReporter(Reporter):
@@ -52,10 +125,11 @@ class FileReporter(Reporter):
         super().__init__()
         self.path = Path(path)
 
-    def _write(self, changed: dict[str, dict]) -> None:
+    def _write(self, changed: dict[ReportKey, BaseModel]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_name(self.path.name + ".partial")
-        partial.write_text(json.dumps(self.documents, indent=2, sort_keys=True))
+        documents = {str(key): document_json(doc) for key, doc in self.documents.items()}
+        partial.write_text(json.dumps(documents, indent=2, sort_keys=True))
         partial.replace(self.path)
 
 
@@ -72,7 +146,7 @@ class ConfigMapReporter(Reporter):
         self.failures = 0
 
     @classmethod
-    def in_cluster(cls, name: str, namespace: str) -> "ConfigMapReporter":
+    def in_cluster(cls, name: str, namespace: str) -> ConfigMapReporter:
         """Use the pod's service-account token and CA and KUBERNETES_SERVICE_HOST/PORT."""
         host = os.environ["KUBERNETES_SERVICE_HOST"]
         port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
@@ -80,8 +154,8 @@ class ConfigMapReporter(Reporter):
         return cls(name, namespace, server=f"https://{host}:{port}",
                    token=(SA_DIR / "token").read_text().strip(), ca_file=str(SA_DIR / "ca.crt"))
 
-    def _write(self, changed: dict[str, dict]) -> None:
-        body = json.dumps({"data": {k: json.dumps(v) for k, v in changed.items()}}).encode()
+    def _write(self, changed: dict[ReportKey, BaseModel]) -> None:
+        body = json.dumps({"data": configmap_data(changed)}).encode()
         request = urllib.request.Request(self.url, data=body, method="PATCH", headers={
             "Authorization": f"Bearer {self._token}",
             "Content-Type": "application/merge-patch+json", "Accept": "application/json"})

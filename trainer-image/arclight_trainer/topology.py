@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Self
 
 import httpx
 
@@ -82,7 +83,7 @@ class AglTopology:
     def start(self, timeout: float = 60.0) -> None:
         """Start agl-server, register the policy server, then start agl-controller."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "ab")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 (open until stop())
         key_ref = "${oc.env:" + KEY_ENV + "}"
         self._spawn("agentlightning.server", [
             "host=127.0.0.1", f"port={self.port}", f"key={key_ref}",
@@ -148,7 +149,7 @@ class AglTopology:
             self._log.close()
             self._log = None
 
-    def __enter__(self) -> "AglTopology":
+    def __enter__(self) -> Self:
         try:
             self.start()
         except BaseException:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import TrainerConfig
+from arclight.api.trainer import TrainerConfig
 
 
 def flat_params(config: TrainerConfig) -> dict[str, str]:

@@ -9,7 +9,6 @@ from pathlib import Path
 import httpx
 import pytest
 from mlflow import MlflowClient
-
 from trainer_configs import base_config
 
 
@@ -18,7 +17,7 @@ def mlflow_server(tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    log = open(tmp_path / "mlflow.log", "wb")
+    log = open(tmp_path / "mlflow.log", "wb")  # noqa: SIM115 (closed after the server)
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1",
          "--port", str(port), "--workers", "1",

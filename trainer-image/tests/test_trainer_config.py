@@ -3,9 +3,8 @@
 import json
 
 import pytest
-
 from arclight_trainer.backends.verl import build_verl_config
-from arclight_trainer.config import ConfigError, load_config, parse_config
+from arclight_trainer.config import ConfigError, load_config, parse_config, reward_components
 
 pytestmark = pytest.mark.unit
 
@@ -38,8 +37,11 @@ def test_architecture_example_parses(tmp_path):
     config = load_config(path)
     assert config.hyperparameters.total_steps(100) == 8
     assert config.report.config_map == "demo-report"
-    assert config.reward_components([])[0] == {"name": "taskSuccess", "weight": "0.8",
-                                               "params": {}}
+    assert reward_components(config, [])[0] == {"name": "taskSuccess", "weight": "0.8",
+                                                "params": {}}
+    default = [{"name": "format", "weight": "1", "params": {}}]
+    bare = parse_config({**ARCHITECTURE_EXAMPLE, "reward": {"components": []}})
+    assert reward_components(bare, default) == default
 
 
 def test_epochs_give_steps_over_the_training_split():
@@ -53,6 +55,8 @@ def test_epochs_give_steps_over_the_training_split():
     (("hyperparameters", "optimizer"), "lion", "optimizer"),
     (("dataset", "validationFraction"), "1.5", "validationFraction"),
     (("reward", "components"), [{"name": "vibes", "weight": "1"}], "name"),
+    (("hyperparameters", "batchSize"), 0, "batchSize"),
+    (("hyperparameters", "warmup"), 3, "warmup"),
 ])
 def test_invalid_fields_are_named(path, value, needle):
     data = json.loads(json.dumps(ARCHITECTURE_EXAMPLE))
@@ -76,3 +80,12 @@ def test_verl_config_maps_hyperparameters():
     assert built["trainer"]["save_freq"] == 4 and built["trainer"]["total_training_steps"] == 8
     assert built["agentlightning"]["local"]["agent_class"].endswith("agent_main:TemplateAgent")
     assert "${oc.env:" in built["agentlightning"]["agl_key"]  # the key never lands in files
+
+
+def test_template_or_agent_is_required():
+    data = json.loads(json.dumps(ARCHITECTURE_EXAMPLE))
+    data["template"] = None
+    with pytest.raises(ConfigError, match="one of template or agent"):
+        parse_config(data)
+    data["agent"] = {"entrypoint": "acme.agent:run"}
+    assert parse_config(data).agent.entrypoint == "acme.agent:run"

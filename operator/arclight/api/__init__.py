@@ -1,6 +1,6 @@
 """The Arclight API (arclight.dev/v1alpha1): pydantic models that are the source of the CRDs."""
 
-from arclight.api import creditbudget, modeldeployment, sweep, trainingrun
+from arclight.api import creditbudget, modeldeployment, sweep, trainer, trainingrun
 from arclight.api.common import (
     API_VERSION,
     CATEGORIES,
@@ -22,6 +22,13 @@ from arclight.api.modeldeployment import (
     ModelDeploymentStatus,
 )
 from arclight.api.sweep import Sweep, SweepSpec, SweepStatus
+from arclight.api.trainer import (
+    ExitCode,
+    FailureReason,
+    ReportKey,
+    TerminationReport,
+    TrainerConfig,
+)
 from arclight.api.trainingrun import Resolved, TrainingRun, TrainingRunSpec, TrainingRunStatus
 
 KIND_MODULES = (trainingrun, sweep, modeldeployment, creditbudget)
@@ -39,23 +46,29 @@ __all__ = [
     "CreditBudgetSpec",
     "CreditBudgetStatus",
     "EnvVar",
+    "ExitCode",
+    "FailureReason",
     "GpuRequest",
     "ModelDeployment",
     "ModelDeploymentSpec",
     "ModelDeploymentStatus",
     "ObjectMeta",
+    "ReportKey",
     "Resolved",
     "SecretKeyRef",
     "SecretRef",
     "Sweep",
     "SweepSpec",
     "SweepStatus",
+    "TerminationReport",
     "Toleration",
+    "TrainerConfig",
     "TrainingRun",
     "TrainingRunSpec",
     "TrainingRunStatus",
     "creditbudget",
     "modeldeployment",
     "sweep",
+    "trainer",
     "trainingrun",
 ]

@@ -2,7 +2,8 @@
 Job of each attempt, the gateway Service and, for multi-node runs, a headless Service.
 
 Pure: ``run`` is the TrainingRun object (metadata + camelCase spec with defaults filled),
-``config`` the TrainerConfig of the attempt (from ``arclight.resolve`` plus any fixes).
+``config`` the TrainerConfig of the attempt (``arclight.training.resolve``: ``resolve`` then
+``with_fixes``).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
+from arclight.api.trainer import CONFIG_KEY, TrainerConfig
 from arclight.core.names import GROUP, child_metadata, owner_labels
 
 KIND = "TrainingRun"
@@ -76,12 +78,12 @@ def _meta(run: Mapping[str, Any], name: str, component: str, **labels: str) -> d
     return child_metadata(run, name, component, labels or None)
 
 
-def build_config_map(run: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+def build_config_map(run: Mapping[str, Any], config: TrainerConfig) -> dict[str, Any]:
     """ConfigMap ``<run>-config`` holding ``config.json`` (the TrainerConfig)."""
     name = run["metadata"]["name"]
     return {"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": _meta(run, config_name(name), "config"),
-            "data": {"config.json": json.dumps(config, indent=2, sort_keys=True)}}
+            "data": {CONFIG_KEY: config.model_dump_json(by_alias=True, indent=2)}}
 
 
 def build_report_config_map(run: Mapping[str, Any]) -> dict[str, Any]:
@@ -130,26 +132,28 @@ def _artifacts_claim(spec: Mapping[str, Any], default_claim: str | None) -> str 
     return pvc_claim((spec.get("checkpoint") or {}).get("uri")) or default_claim
 
 
-def checkpoint_uri_prefix(claim: str, config: Mapping[str, Any]) -> str:
+def checkpoint_uri_prefix(claim: str, config: TrainerConfig) -> str:
     """``pvc://CLAIM/PATH`` for the run's checkpoint dir, so the trainer reports URIs that a
     ModelDeployment can mount (the trainer's ARCLIGHT_CHECKPOINT_URI_PREFIX)."""
-    path = PurePosixPath(config["checkpoint"]["dir"]).relative_to(ARTIFACTS_MOUNT)
+    path = PurePosixPath(config.checkpoint.dir).relative_to(ARTIFACTS_MOUNT)
     return f"pvc://{claim}/{path}".rstrip("/")
 
 
-def _volumes(spec: Mapping[str, Any], config: Mapping[str, Any], artifacts_claim: str | None
+def _volumes(spec: Mapping[str, Any], config: TrainerConfig, artifacts_claim: str | None
              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    name = config["run"]["name"]
+    name = config.run.name
     claim = _artifacts_claim(spec, artifacts_claim)
     artifacts = ({"persistentVolumeClaim": {"claimName": claim}} if claim else {"emptyDir": {}})
-    volumes = [{"name": "config", "configMap": {"name": config_name(name)}},
-               {"name": "artifacts", **artifacts},
-               {"name": "tmp", "emptyDir": {}}]
-    mounts = [{"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": True},
-              {"name": "artifacts", "mountPath": ARTIFACTS_MOUNT},
-              {"name": "tmp", "mountPath": "/tmp"}]
+    volumes: list[dict[str, Any]] = [
+        {"name": "config", "configMap": {"name": config_name(name)}},
+        {"name": "artifacts", **artifacts},
+        {"name": "tmp", "emptyDir": {}}]
+    mounts: list[dict[str, Any]] = [
+        {"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": True},
+        {"name": "artifacts", "mountPath": ARTIFACTS_MOUNT},
+        {"name": "tmp", "mountPath": "/tmp"}]
     secret = ((spec.get("dataset") or {}).get("secretRef") or {}).get("name")
-    credentials_dir = (config.get("dataset") or {}).get("credentialsDir")
+    credentials_dir = config.dataset.credentials_dir
     if secret and credentials_dir:
         volumes.append({"name": "dataset-credentials", "secret": {"secretName": secret}})
         mounts.append({"name": "dataset-credentials", "mountPath": credentials_dir,
@@ -157,21 +161,22 @@ def _volumes(spec: Mapping[str, Any], config: Mapping[str, Any], artifacts_claim
     return volumes, mounts
 
 
-def _env(config: Mapping[str, Any], nodes: int, job: str) -> list[dict[str, Any]]:
-    run = config["run"]
-    env = [{"name": "ARCLIGHT_RUN_NAME", "value": run["name"]},
-           {"name": "ARCLIGHT_RUN_NAMESPACE", "value": run["namespace"]},
-           {"name": "ARCLIGHT_ATTEMPT", "value": str(run["attempt"])},
-           {"name": "HOME", "value": "/tmp"}, {"name": "TMPDIR", "value": "/tmp"}]
+def _env(config: TrainerConfig, nodes: int, job: str) -> list[dict[str, Any]]:
+    run = config.run
+    env: list[dict[str, Any]] = [
+        {"name": "ARCLIGHT_RUN_NAME", "value": run.name},
+        {"name": "ARCLIGHT_RUN_NAMESPACE", "value": run.namespace},
+        {"name": "ARCLIGHT_ATTEMPT", "value": str(run.attempt)},
+        {"name": "HOME", "value": "/tmp"}, {"name": "TMPDIR", "value": "/tmp"}]
     if nodes > 1:
         env += [{"name": "ARCLIGHT_NODES", "value": str(nodes)},
                 {"name": "ARCLIGHT_NODE_RANK", "valueFrom": {"fieldRef": {
                     "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}},
-                {"name": "ARCLIGHT_MASTER_ADDR", "value": f"{job}-0.{workers_name(run['name'])}"}]
+                {"name": "ARCLIGHT_MASTER_ADDR", "value": f"{job}-0.{workers_name(run.name)}"}]
     return env
 
 
-def _checkpoint_env(spec: Mapping[str, Any], config: Mapping[str, Any],
+def _checkpoint_env(spec: Mapping[str, Any], config: TrainerConfig,
                     artifacts_claim: str | None) -> list[dict[str, Any]]:
     claim = _artifacts_claim(spec, artifacts_claim)
     if not claim:
@@ -179,7 +184,7 @@ def _checkpoint_env(spec: Mapping[str, Any], config: Mapping[str, Any],
     return [{"name": "ARCLIGHT_CHECKPOINT_URI_PREFIX", "value": checkpoint_uri_prefix(claim, config)}]
 
 
-def build_job(run: Mapping[str, Any], config: Mapping[str, Any], *, image: str,
+def build_job(run: Mapping[str, Any], config: TrainerConfig, *, image: str,
               artifacts_claim: str | None, resolved_resources: Mapping[str, Any] | None = None,
               overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The trainer Job ``<run>-trainer-<attempt>`` (backoffLimit 0: the operator retries).
@@ -189,9 +194,9 @@ def build_job(run: Mapping[str, Any], config: Mapping[str, Any], *, image: str,
     """
     spec = run["spec"]
     name = run["metadata"]["name"]
-    attempt = int(config["run"]["attempt"])
+    attempt = config.run.attempt
     job = job_name(name, attempt)
-    nodes = int((config.get("resources") or {}).get("nodes") or 1)
+    nodes = config.resources.nodes
     queue = spec.get("queueName")
     volumes, mounts = _volumes(spec, config, artifacts_claim)
     pod_labels = {**owner_labels(KIND, name), "app.kubernetes.io/component": "trainer",
@@ -201,8 +206,8 @@ def build_job(run: Mapping[str, Any], config: Mapping[str, Any], *, image: str,
         "image": (spec.get("agent") or {}).get("image") or image,
         "command": ["python", "-m", "arclight_trainer", "run", "--config",
                     f"{CONFIG_MOUNT}/config.json"],
-        "ports": [{"name": "gateway", "containerPort": GATEWAY_PORT},
-                  {"name": "metrics", "containerPort": METRICS_PORT}],
+        "ports": [{"name": "gateway", "containerPort": GATEWAY_PORT, "protocol": "TCP"},
+                  {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
         "env": _env(config, nodes, job) + _checkpoint_env(spec, config, artifacts_claim),
         "resources": _resources(spec.get("resources") or {}, resolved_resources or {}),
         "volumeMounts": mounts,
@@ -251,9 +256,9 @@ def build_gateway_service(run: Mapping[str, Any]) -> dict[str, Any]:
             "metadata": _meta(run, gateway_name(name), "gateway"),
             "spec": {"selector": {**owner_labels(KIND, name),
                                   "app.kubernetes.io/component": "trainer"},
-                     "ports": [{"name": "gateway", "port": GATEWAY_PORT,
+                     "ports": [{"name": "gateway", "port": GATEWAY_PORT, "protocol": "TCP",
                                 "targetPort": "gateway"},
-                               {"name": "metrics", "port": METRICS_PORT,
+                               {"name": "metrics", "port": METRICS_PORT, "protocol": "TCP",
                                 "targetPort": "metrics"}]}}
 
 
@@ -265,17 +270,18 @@ def build_workers_service(run: Mapping[str, Any]) -> dict[str, Any]:
             "spec": {"clusterIP": "None", "publishNotReadyAddresses": True,
                      "selector": {**owner_labels(KIND, name),
                                   "app.kubernetes.io/component": "trainer"},
-                     "ports": [{"name": "gateway", "port": GATEWAY_PORT}]}}
+                     "ports": [{"name": "gateway", "port": GATEWAY_PORT,
+                                "protocol": "TCP"}]}}
 
 
-def build_children(run: Mapping[str, Any], config: Mapping[str, Any], *, image: str,
+def build_children(run: Mapping[str, Any], config: TrainerConfig, *, image: str,
                    artifacts_claim: str | None,
                    resolved_resources: Mapping[str, Any] | None = None,
                    overrides: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Every child of the attempt, in the order to apply them (the Job last)."""
     children = [build_config_map(run, config), build_report_config_map(run), *build_rbac(run),
                 build_gateway_service(run)]
-    if int((config.get("resources") or {}).get("nodes") or 1) > 1:
+    if config.resources.nodes > 1:
         children.append(build_workers_service(run))
     children.append(build_job(run, config, image=image, artifacts_claim=artifacts_claim,
                               resolved_resources=resolved_resources, overrides=overrides))

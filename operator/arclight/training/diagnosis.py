@@ -1,19 +1,34 @@
 """Failure diagnosis: Job + Pods (+ the trainer's termination message) -> what went wrong.
 
 Pure functions over plain Kubernetes object dicts (as returned by the API). The trainer's
-contract (docs/architecture.md): exit 2 DatasetInvalid, 3 Diverged, 4 RewardError,
-5 OutOfMemory, 6 ConfigInvalid, 7 RolloutsFailed, kernel OOM kill = ``OOMKilled``/137; a JSON object in the termination log.
+side of it is the contract in ``arclight.api.trainer``: the container's exit code
+(``ExitCode``; a kernel OOM kill shows as ``OOMKilled``/``ExitCode.KILLED``) and the
+``TerminationReport`` JSON in its termination message.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-EXIT_REASONS = {2: "DatasetInvalid", 3: "Diverged", 4: "RewardError", 5: "OutOfMemory",
-                6: "ConfigInvalid", 7: "RolloutsFailed", 137: "OutOfMemory"}
+from pydantic import ValidationError
+
+from arclight.api.trainer import ExitCode, FailureReason, TerminationReport
+
+#: The diagnosis reason of each classified exit code (ERROR and other codes: the report's
+#: reason when the operator knows it, else ``Error``).
+EXIT_REASONS: dict[ExitCode, str] = {
+    ExitCode.DATASET_INVALID: FailureReason.DATASET_INVALID,
+    ExitCode.DIVERGED: FailureReason.DIVERGED,
+    ExitCode.REWARD_ERROR: FailureReason.REWARD_ERROR,
+    ExitCode.OUT_OF_MEMORY: FailureReason.OUT_OF_MEMORY,
+    ExitCode.CONFIG_INVALID: FailureReason.CONFIG_INVALID,
+    ExitCode.ROLLOUTS_FAILED: FailureReason.ROLLOUTS_FAILED,
+    ExitCode.KILLED: FailureReason.OUT_OF_MEMORY,
+}
+#: Kubelet reason of a container the kernel's OOM killer ended.
+OOM_KILLED = "OOMKilled"
 IMAGE_PULL_REASONS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 #: Reasons worth another attempt (with or without an automatic fix).
 RETRYABLE = {"OutOfMemory", "Diverged", "Evicted", "Error", "RolloutsFailed"}
@@ -96,7 +111,8 @@ def _terminated_states(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     states = []
     for cs in statuses:
         for state in (cs.get("state") or {}, cs.get("lastState") or {}):
-            if state.get("terminated") and state["terminated"].get("exitCode", 0) != 0:
+            if state.get("terminated") and state["terminated"].get(
+                    "exitCode", ExitCode.SUCCEEDED) != ExitCode.SUCCEEDED:
                 states.append(state["terminated"])
     return states
 
@@ -107,12 +123,13 @@ def _waiting_reasons(pod: Mapping[str, Any]) -> list[tuple[str, str]]:
             for cs in statuses if (cs.get("state") or {}).get("waiting")]
 
 
-def _termination_report(terminated: Mapping[str, Any]) -> Mapping[str, Any]:
+def termination_report(terminated: Mapping[str, Any]) -> TerminationReport | None:
+    """The trainer's TerminationReport in a terminated state's message, if it holds one
+    (with ``FallbackToLogsOnError`` it may hold the log tail instead)."""
     try:
-        report = json.loads(terminated.get("message") or "")
-    except ValueError:
-        return {}
-    return report if isinstance(report, dict) else {}
+        return TerminationReport.model_validate_json(terminated.get("message") or "")
+    except ValidationError:
+        return None
 
 
 def _make(reason: str, detail: str, hyperparameters: Mapping[str, Any],
@@ -137,17 +154,21 @@ def diagnose(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]],
         if status.get("reason") == "Evicted":
             return _make("Evicted", status.get("message", ""), hyperparameters)
         for terminated in _terminated_states(pod):
-            code = int(terminated.get("exitCode", 1))
-            report = _termination_report(terminated)
-            if terminated.get("reason") == "OOMKilled" or code in EXIT_REASONS:
-                reason = "OutOfMemory" if terminated.get("reason") == "OOMKilled" else EXIT_REASONS[code]
+            code = int(terminated.get("exitCode", ExitCode.ERROR))
+            report = termination_report(terminated)
+            if terminated.get("reason") == OOM_KILLED:
+                reason = str(FailureReason.OUT_OF_MEMORY)
+            elif code in EXIT_REASONS:
+                reason = str(EXIT_REASONS[ExitCode(code)])
+            elif report is not None and report.reason in MESSAGES:
+                reason = report.reason
             else:
-                reason = report.get("reason") if report.get("reason") in MESSAGES else "Error"
-            detail = str(report.get("message") or "")
+                reason = "Error"
+            detail = report.message if report is not None else ""
             if not detail and reason == "Error":
                 detail = f"Exit code {code} ({terminated.get('reason') or 'Error'})."
-            suggestions = [str(s) for s in report.get("suggestions") or []] or None
-            return _make(reason, detail, hyperparameters, suggestions)
+            suggestions = list(report.suggestions) if report is not None else None
+            return _make(reason, detail, hyperparameters, suggestions or None)
         for reason, message in _waiting_reasons(pod):
             if reason in IMAGE_PULL_REASONS:
                 return _make("ImagePullFailed", message, hyperparameters)

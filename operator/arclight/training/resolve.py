@@ -7,12 +7,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlparse
 
-from arclight.training import catalog
-from arclight.api.common import API_VERSION
+from arclight.api import trainer as contract
+from arclight.api.trainer import TrainerConfig
 from arclight.api.trainingrun import Resolved, TrainingRunSpec
+from arclight.training import catalog
 
 ARTIFACTS_MOUNT = "/artifacts"
 CREDENTIALS_DIR = "/var/run/arclight/dataset-credentials"
@@ -34,14 +36,15 @@ class ResolveError(ValueError):
 class PlatformFacts(Protocol):
     """What resolution needs to know about the platform (satisfied by `arclight.settings`)."""
 
-    mlflow_uri: str | None
+    @property
+    def mlflow_uri(self) -> str | None: ...
 
 
 class Resolution(NamedTuple):
-    """`status.resolved` (camelCase JSON) and the TrainerConfig (camelCase JSON)."""
+    """`status.resolved` (camelCase JSON) and the TrainerConfig of the attempt."""
 
     resolved: dict[str, Any]
-    trainer_config: dict[str, Any]
+    trainer_config: TrainerConfig
 
 
 def resolve(
@@ -86,11 +89,12 @@ def _dataset(spec: TrainingRunSpec, template: catalog.TemplateInfo | None) -> di
     uri = spec.dataset.uri or f"sample://{spec.template}"
     parsed = urlparse(uri)
     size = None
+    guessed: str | None
     if parsed.scheme == "sample":
         sample = catalog.TEMPLATES.get(parsed.netloc)
         if sample is None:
             raise ResolveError(
-                f"dataset.uri: no sample dataset {parsed.netloc!r}; use sample://TEMPLATE"
+                f"spec.dataset.uri: no sample dataset {parsed.netloc!r}; use sample://TEMPLATE"
             )
         size, guessed = sample.sample_rows, sample.sample_format
     else:
@@ -99,7 +103,7 @@ def _dataset(spec: TrainingRunSpec, template: catalog.TemplateInfo | None) -> di
     data_format = guessed if spec.dataset.format == "auto" else spec.dataset.format
     if data_format is None:
         raise ResolveError(
-            f"dataset.format: cannot tell the format of {uri} from its extension; "
+            f"spec.dataset.format: cannot tell the format of {uri} from its extension; "
             "set dataset.format to csv, json, jsonl or parquet"
         )
     return {
@@ -268,42 +272,54 @@ def _trainer_config(
     uid: str,
     attempt: int,
     settings: PlatformFacts,
-) -> dict[str, Any]:
+) -> TrainerConfig:
     dataset = resolved["dataset"]
     agent = None
     if spec.agent is not None:
-        agent = {
-            "image": spec.agent.image,
-            "entrypoint": spec.agent.entrypoint,
-            "reward": spec.agent.reward,
-            "env": [env.model_dump(by_alias=True, exclude_none=True) for env in spec.agent.env],
-        }
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "TrainerConfig",
-        "run": {"name": name, "namespace": namespace, "uid": uid, "attempt": attempt},
-        "template": spec.template,
-        "taskType": resolved["taskType"],
-        "agent": agent,
-        "dataset": {
-            "uri": dataset["uri"],
-            "format": dataset["format"],
-            "validationFraction": dataset["validationFraction"],
-            "credentialsDir": CREDENTIALS_DIR if spec.dataset.secret_ref else None,
-        },
-        "model": dict(resolved["model"]),
-        "algorithm": resolved["algorithm"],
-        "backend": resolved["backend"],
-        "hyperparameters": dict(resolved["hyperparameters"]),
-        "reward": _reward(spec, template),
-        "resources": {
-            "gpu": dict(resolved["resources"]["gpu"]),
-            "nodes": resolved["resources"]["nodes"],
-        },
-        "rollouts": dict(resolved["rollouts"]),
-        "checkpoint": dict(resolved["checkpoint"]),
-        "resumeFrom": None,
-        "tracking": _tracking(spec, namespace, settings),
-        "report": {"configMap": f"{name}-report", "namespace": namespace},
-        "seed": SEED,
-    }
+        agent = contract.CustomAgent(
+            image=spec.agent.image,
+            entrypoint=spec.agent.entrypoint,
+            reward=spec.agent.reward,
+            env=[env.model_dump(by_alias=True, exclude_none=True) for env in spec.agent.env],
+        )
+    return TrainerConfig(
+        run=contract.RunRef(name=name, namespace=namespace, uid=uid, attempt=attempt),
+        template=spec.template,
+        task_type=resolved["taskType"],
+        agent=agent,
+        dataset=contract.DatasetSpec(
+            uri=dataset["uri"],
+            format=dataset["format"],
+            validation_fraction=dataset["validationFraction"],
+            credentials_dir=CREDENTIALS_DIR if spec.dataset.secret_ref else None,
+        ),
+        model=contract.ModelSpec.model_validate(resolved["model"]),
+        algorithm=resolved["algorithm"],
+        backend=resolved["backend"],
+        hyperparameters=contract.Hyperparameters.model_validate(resolved["hyperparameters"]),
+        reward=contract.RewardSpec.model_validate(_reward(spec, template)),
+        resources=contract.Resources(
+            gpu=contract.GpuSpec.model_validate(resolved["resources"]["gpu"]),
+            nodes=resolved["resources"]["nodes"],
+        ),
+        rollouts=contract.Rollouts.model_validate(resolved["rollouts"]),
+        checkpoint=contract.Checkpoint.model_validate(resolved["checkpoint"]),
+        resume_from=None,
+        tracking=contract.Tracking.model_validate(_tracking(spec, namespace, settings)),
+        report=contract.ReportTarget(config_map=f"{name}-report", namespace=namespace),
+        seed=SEED,
+    )
+
+
+def with_fixes(
+    config: TrainerConfig, fixes: Mapping[str, Any], resume_from: str | None = None
+) -> TrainerConfig:
+    """`config` with the hyperparameter overrides `fixes` (camelCase, as
+    `diagnosis.auto_fix` writes them) and, when given, `resumeFrom`; validated again."""
+    hyperparameters = contract.Hyperparameters.model_validate(
+        {**config.hyperparameters.model_dump(by_alias=True), **fixes}
+    )
+    update: dict[str, Any] = {"hyperparameters": hyperparameters}
+    if resume_from:
+        update["resume_from"] = resume_from
+    return config.model_copy(update=update)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from arclight.api.trainer import FailureReason
+
 from ..failures import TrainerFailure
 from .base import Backend
 
@@ -19,7 +21,7 @@ def check_algorithm(backend: str, algorithm: str) -> None:
     if elsewhere:
         hints.append(f"{algorithm} runs on backend {' or '.join(elsewhere)} "
                      "(request a GPU: resources.gpu).")
-    raise TrainerFailure("ConfigInvalid", f"algorithm {algorithm!r} is not implemented by "
+    raise TrainerFailure(FailureReason.CONFIG_INVALID, f"algorithm {algorithm!r} is not implemented by "
                          f"backend {backend!r}, which runs {', '.join(supported)}", hints)
 
 

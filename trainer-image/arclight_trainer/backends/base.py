@@ -6,7 +6,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import TrainerConfig
+from arclight.api.trainer import TrainerConfig
+
 from ..metrics import TrainerMetrics
 from ..report import Reporter
 from ..templates.base import Template

@@ -17,16 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from arclight.api.trainer import BestCheckpoint, FailureReason, ReportKey, decimal_value
 from transformers import get_scheduler
 
 from ..checkpoints import checkpoint_uri, load_state, resolve_resume, save_checkpoint
-from ..config import decimal_value
 from ..failures import TrainerFailure
 from ..grpo import group_advantages, policy_loss, sequence_logprobs, shape_rewards
-from ..modeling import (attach_adapter, load_base, load_trainable_state, reference_copy,
-                        save_merged)
+from ..modeling import attach_adapter, load_base, load_trainable_state, reference_copy, save_merged
 from ..policy_server import PolicyServer
-from ..report import now_iso
+from ..report import best_checkpoint, progress_report, step_metrics
 from ..rollouts import RolloutClient, RolloutResult, Task
 from ..topology import AglTopology, print_log_tail
 from .base import Backend, RunContext, RunOutcome
@@ -172,9 +171,8 @@ class CpuBackend(Backend):
         finally:
             server.stop()
         final_dir = save_merged(model, tokenizer, root / "final")
-        ctx.reporter.update(bestCheckpoint={
-            "step": steps, "uri": checkpoint_uri(root, final_dir), "metric": "validationReward",
-            "value": after})
+        ctx.reporter.update(bestCheckpoint=best_checkpoint(
+            steps, checkpoint_uri(root, final_dir), "validationReward", after))
         return RunOutcome(validation_before=before, validation_after=after,
                           model_dir=final_dir, steps=steps)
 
@@ -199,14 +197,14 @@ class _Loop:
         results = self.client.run(tasks, train=train)
         for result in results:
             if result.reward_error:
-                raise TrainerFailure("RewardError", result.reward_error, [
+                raise TrainerFailure(FailureReason.REWARD_ERROR, result.reward_error, [
                     "Check reward.components names, weights (decimal strings) and params."])
         if self.server.unhealthy:
-            raise TrainerFailure("Diverged", self.server.unhealthy, DIVERGED_HINTS)
+            raise TrainerFailure(FailureReason.DIVERGED, self.server.unhealthy, DIVERGED_HINTS)
         if all(r.reward is None for r in results):
             errors = sorted({r.error or "no reward" for r in results})
-            raise TrainerFailure("RolloutsFailed", f"every rollout failed: {'; '.join(errors)}",
-                                 ["Raise rollouts.timeoutSeconds or lower maxNewTokens."])
+            raise TrainerFailure(FailureReason.ROLLOUTS_FAILED,
+                                 f"every rollout failed: {'; '.join(errors)}", ["Raise rollouts.timeoutSeconds or lower maxNewTokens."])
         return results
 
     def evaluate(self, label: str) -> float:
@@ -277,7 +275,7 @@ class _Loop:
                 weight = len(part) / len(samples)
                 loss_value = float(terms.loss.detach())
                 if not math.isfinite(loss_value) or abs(loss_value) > MAX_ABS_LOSS:
-                    raise TrainerFailure("Diverged", f"loss {loss_value:.4g} at step {step} is "
+                    raise TrainerFailure(FailureReason.DIVERGED, f"loss {loss_value:.4g} at step {step} is "
                                          "not finite or exploded", DIVERGED_HINTS)
                 (terms.loss * weight).backward()
                 stats["loss"] += loss_value * weight
@@ -287,17 +285,17 @@ class _Loop:
             params = [p for p in self.model.parameters() if p.requires_grad]
             norm = float(torch.nn.utils.clip_grad_norm_(params, MAX_GRAD_NORM))
             if not math.isfinite(norm):
-                raise TrainerFailure("Diverged", f"gradient norm is {norm} at step {step}",
+                raise TrainerFailure(FailureReason.DIVERGED, f"gradient norm is {norm} at step {step}",
                                      DIVERGED_HINTS)
             before = [p.detach().clone() for p in params]
             self.optimizer.step()
             self.scheduler.step()
             if not all(torch.isfinite(p).all() for p in params):
-                raise TrainerFailure("Diverged", f"weights became non-finite at step {step}",
+                raise TrainerFailure(FailureReason.DIVERGED, f"weights became non-finite at step {step}",
                                      DIVERGED_HINTS)
             change = relative_update(before, params)
             if change > MAX_RELATIVE_UPDATE:
-                raise TrainerFailure("Diverged", f"one step changed the trained weights by "
+                raise TrainerFailure(FailureReason.DIVERGED, f"one step changed the trained weights by "
                                      f"{change:.3g}x their norm at step {step}", DIVERGED_HINTS)
         stats["gradNorm"] = norm
         return stats
@@ -313,22 +311,18 @@ class _Loop:
         ctx = self.ctx
         mean = statistics.fmean(rewards)
         success = statistics.fmean(float(r.success) for r in results)
-        metrics = {"reward": {"mean": mean, "min": min(rewards), "max": max(rewards),
-                              "std": statistics.pstdev(rewards)},
-                   "validationReward": self.last_validation, "successRate": success,
-                   "policyLoss": stats["policyLoss"], "valueLoss": None, "loss": stats["loss"],
-                   "stepsPerSecond": 1.0 / seconds_per_step, "samplesPerSecond": samples_per_s,
-                   "gpuUtilization": None, "gpuMemoryBytes": None}
-        progress = {"step": step, "totalSteps": self.total, "epoch": self.sampler.epoch,
-                    "etaSeconds": int(seconds_per_step * (self.total - step)),
-                    "updatedAt": now_iso()}
+        metrics = step_metrics(rewards, success, validation_reward=self.last_validation,
+                               policy_loss=stats["policyLoss"], loss=stats["loss"],
+                               steps_per_second=1.0 / seconds_per_step,
+                               samples_per_second=samples_per_s)
+        progress = progress_report(step, self.total, self.sampler.epoch, seconds_per_step)
         ctx.reporter.update(progress=progress, metrics=metrics)
         ctx.metrics.step.set(step)
         ctx.metrics.reward.set(mean)
         ctx.metrics.loss.set(stats["loss"])
         ctx.metrics.samples_per_second.set(samples_per_s)
         if ctx.tracker:
-            ctx.tracker.log_metrics({"reward_mean": mean, "reward_std": metrics["reward"]["std"],
+            ctx.tracker.log_metrics({"reward_mean": mean, "reward_std": metrics.reward.std,
                                      "success_rate": success, "loss": stats["loss"],
                                      "policy_loss": stats["policyLoss"], "kl": stats["kl"],
                                      "clip_fraction": stats["clipFraction"],
@@ -343,11 +337,11 @@ class _Loop:
                                    "sampler_rng": self.sampler.rng.getstate(),
                                    "sampler_order": list(self.sampler.order),
                                    "sampler_epoch": self.sampler.epoch, "reward": reward})
-        best = self.ctx.reporter.documents.get("bestCheckpoint")
-        if best is None or best.get("metric") != "reward" or reward >= best["value"]:
-            self.ctx.reporter.update(bestCheckpoint={
-                "step": step, "uri": checkpoint_uri(root, path), "metric": "reward",
-                "value": reward})
+        best = self.ctx.reporter.documents.get(ReportKey.BEST_CHECKPOINT)
+        if (not isinstance(best, BestCheckpoint) or best.metric != "reward"
+                or best.value is None or reward >= best.value):
+            self.ctx.reporter.update(bestCheckpoint=best_checkpoint(
+                step, checkpoint_uri(root, path), "reward", reward))
         print(f"checkpoint step {step}: {path}", flush=True)
 
 

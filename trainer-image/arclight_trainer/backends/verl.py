@@ -12,7 +12,8 @@ import json
 import subprocess
 from pathlib import Path
 
-from ..config import TrainerConfig, decimal_value
+from arclight.api.trainer import FailureReason, TrainerConfig, decimal_value
+
 from ..failures import TrainerFailure
 from ..rollouts import AGENT_CLASS
 from .base import Backend, RunContext, RunOutcome
@@ -89,7 +90,8 @@ class VerlBackend(Backend):
 
         config = ctx.config
         if config.resources.gpu.count < 1:
-            raise TrainerFailure("ConfigInvalid", "backend verl needs resources.gpu.count >= 1",
+            raise TrainerFailure(FailureReason.CONFIG_INVALID,
+                                 "backend verl needs resources.gpu.count >= 1",
                                  ["Use backend cpu for CPU-only runs."])
         out = Path(config.checkpoint.dir)
         topology = AglTopology(ctx.workdir / "agl", policy_url="http://127.0.0.1:0/v1",
@@ -105,12 +107,12 @@ class VerlBackend(Backend):
             spec_file = ctx.workdir / "verl.json"
             spec_file.write_text(json.dumps(spec))
             base = subprocess.run([agl_python(), "-c",
-                                   "import agentlightning.verl, os; print(os.path.join("
-                                   "os.path.dirname(agentlightning.verl.__file__), "
-                                   "'config.yaml'))"], capture_output=True, text=True,
+                                   ("import agentlightning.verl, os; print(os.path.join("
+                                    "os.path.dirname(agentlightning.verl.__file__), "
+                                    "'config.yaml'))")], capture_output=True, text=True,
                                   check=True).stdout.strip()
             done = subprocess.run([agl_python(), "-c", LAUNCHER, str(spec_file), base],
-                                  env=topology.env())
+                                  env=topology.env(), check=False)
         if done.returncode != 0:
             raise RuntimeError(f"verl trainer exited with {done.returncode}")
         return RunOutcome(validation_before=float("nan"), validation_after=float("nan"),
