@@ -6,6 +6,7 @@
 #   hack/cluster.sh kubeconfig [--operator]     admin kubeconfig path, or arclight-system/arclight-operator's
 #   hack/cluster.sh load-image ARCHIVE          import an OCI/docker archive into the cluster's containerd (k8s.io)
 #   hack/cluster.sh kubectl ARGS...             run the cluster's own kubectl (1.20) as admin
+#   hack/cluster.sh restart-apiserver           stop kube-apiserver, start it with the same flags, wait for /readyz (local backend; 2: unsupported)
 # Uses kind when `kind` and a working Docker engine exist (or ARCLIGHT_CLUSTER_BACKEND=kind),
 # otherwise Kubernetes 1.20.2 built from Debian's source package, run as local processes
 # (hack/cluster/local.sh). State: ${ARCLIGHT_CLUSTER_DIR:-~/.cache/arclight/cluster}.
@@ -14,7 +15,7 @@ HERE="$(cd "$(dirname "$0")" && pwd)/cluster"
 # shellcheck source=hack/cluster/lib.sh
 . "$HERE/lib.sh"
 
-usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 backend="${ARCLIGHT_CLUSTER_BACKEND:-}"
 if [ -z "$backend" ]; then
@@ -56,6 +57,14 @@ case "$cmd" in
   load-image)
     if [ $# -ne 1 ] || [ ! -f "$1" ]; then die "load-image needs an existing archive file"; fi
     "${backend}_load_image" "$1"
+    ;;
+  restart-apiserver)
+    if [ "$backend" != local ]; then
+      echo "cluster: restart-apiserver is not supported on the $backend backend" >&2; exit 2
+    fi
+    [ "$EUID" -eq 0 ] || die "needs root (the control plane runs as root)"
+    lock
+    local_restart_apiserver
     ;;
   kubectl)
     if [ "$backend" = local ]; then k="$(k8s_bin_dir)/kubectl"; else k="$(command -v kubectl)"; fi

@@ -40,15 +40,8 @@ setup_host_network() {
   ip link set "$NODE_IF" up
 }
 
-start_control_plane() {
-  start_proc etcd etcd --name arclight --data-dir "$STATE/etcd" \
-    --listen-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" \
-    --advertise-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" \
-    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-    --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-    --initial-cluster "arclight=http://127.0.0.1:$ETCD_PEER_PORT"
-  wait_healthy etcd 30 curl -sf --max-time 2 "http://127.0.0.1:$ETCD_CLIENT_PORT/health"
-
+# The API server (the same flags on `up` and `restart-apiserver`); waits until /readyz.
+start_apiserver() {
   start_proc kube-apiserver "$BIN/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$ETCD_CLIENT_PORT" \
     --bind-address 0.0.0.0 --secure-port "$API_PORT" --advertise-address "$NODE_IP" \
@@ -64,6 +57,18 @@ start_control_plane() {
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --api-audiences https://kubernetes.default.svc.cluster.local
   wait_healthy kube-apiserver 90 https_ok "https://127.0.0.1:$API_PORT/readyz"
+}
+
+start_control_plane() {
+  start_proc etcd etcd --name arclight --data-dir "$STATE/etcd" \
+    --listen-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" \
+    --advertise-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster "arclight=http://127.0.0.1:$ETCD_PEER_PORT"
+  wait_healthy etcd 30 curl -sf --max-time 2 "http://127.0.0.1:$ETCD_CLIENT_PORT/health"
+
+  start_apiserver
 
   start_proc kube-controller-manager "$BIN/kube-controller-manager" \
     --kubeconfig "$STATE/controller-manager.kubeconfig" \
@@ -198,4 +203,17 @@ local_status() {
 local_load_image() {
   is_running containerd || die "containerd is not running (hack/cluster.sh up)"
   ctr_ images import "$1"
+}
+
+# Stop the API server (SIGTERM, as stop_proc does) and start it again with the same flags;
+# returns once /readyz answers. Everything else (etcd, controllers, node) keeps running.
+local_restart_apiserver() {
+  local t0=$SECONDS
+  is_running etcd && is_running kube-apiserver || die "the control plane is not running (hack/cluster.sh up)"
+  BIN="$(k8s_bin_dir)"
+  [ -x "$BIN/kube-apiserver" ] || die "no kube-apiserver binary in $BIN"
+  stop_proc kube-apiserver
+  log "kube-apiserver stopped; starting it again"
+  start_apiserver
+  log "kube-apiserver restarted (pid $(pid_of kube-apiserver)) and ready in $((SECONDS - t0))s"
 }

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import os
+import secrets
+import signal
 import socket
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,9 @@ from kubernetes.client.exceptions import ApiException
 
 REPO = Path(__file__).resolve().parents[2]
 KOPF = Path(sys.executable).with_name("kopf")
+#: The tree the operator runs from (its controllers/ and operator/): this checkout, or another
+#: one (e.g. `git archive HEAD operator controllers`) to test a different operator version.
+OPERATOR_SRC = Path(os.environ.get("ARCLIGHT_TEST_OPERATOR_SRC") or REPO).resolve()
 
 
 def _free_port() -> int:
@@ -56,24 +61,43 @@ def crds(cluster) -> list[str]:
 class OperatorProcess:
     """``kopf run`` in a subprocess; its log goes to a file shown when a test fails."""
 
-    def __init__(self, kubeconfig: str, log_path: Path) -> None:
+    def __init__(self, kubeconfig: str, log_path: Path,
+                 namespaces: Sequence[str] | None = None,
+                 env: Mapping[str, str] | None = None) -> None:
+        """``namespaces``: watch only these (``--namespace`` each); default all namespaces.
+        ``env``: extra environment (e.g. ``ARCLIGHT_*`` settings) on top of the defaults."""
         self.kubeconfig, self.log_path = kubeconfig, log_path
+        self.namespaces = tuple(namespaces or ())
+        self.extra_env = dict(env or {})
         self.metrics_port = _free_port()
         self.liveness_port = _free_port()
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> None:
+    def start(self, wait: bool = True) -> None:
+        """Start the operator; with ``wait`` (default) return once /readyz and /healthz answer."""
         env = {**os.environ, "KUBECONFIG": self.kubeconfig,
                "ARCLIGHT_METRICS_PORT": str(self.metrics_port),
-               "ARCLIGHT_RESYNC_SECONDS": "3",
                "ARCLIGHT_TRAINER_IMAGE": "docker.io/arclight/trainer:test",
-               "PYTHONPATH": str(REPO)}
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [str(KOPF), "run", "-m", "controllers", "--all-namespaces", "--standalone",
-             f"--liveness=http://127.0.0.1:{self.liveness_port}/healthz"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-        wait_until(self.ready, timeout=60, what="operator /readyz and /healthz")
+               "PYTHONPATH": os.pathsep.join([str(OPERATOR_SRC), str(OPERATOR_SRC / "operator")]),
+               **self.extra_env}
+        scope = ([arg for ns in self.namespaces for arg in ("--namespace", ns)]
+                 if self.namespaces else ["--all-namespaces"])
+        with self.log_path.open("ab") as log:
+            log.write(f"--- operator start ({' '.join(scope)})\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                [str(KOPF), "run", "-m", "controllers", *scope, "--standalone",
+                 f"--liveness=http://127.0.0.1:{self.liveness_port}/healthz"],
+                cwd=OPERATOR_SRC, env=env, stdout=log, stderr=subprocess.STDOUT)
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        wait_until(self.ready, timeout=timeout, what="operator /readyz and /healthz")
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def ready(self) -> bool:
         if self.proc is None or self.proc.poll() is not None:
@@ -103,6 +127,15 @@ class OperatorProcess:
                 self.proc.wait(timeout=10)
         self.proc = None
 
+    def kill(self) -> None:
+        """SIGKILL: no graceful shutdown, no cleanup handlers; wait until the process is gone."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+            with self.log_path.open("ab") as log:
+                log.write(b"--- operator killed (SIGKILL)\n")
+        self.proc = None
+
     def restart(self) -> None:
         self.stop()
         self.start()
@@ -112,11 +145,32 @@ class OperatorProcess:
         return "\n".join(text.splitlines()[-lines:])
 
 
+#: Opt-in for a cluster shared with other test sessions: ARCLIGHT_TEST_OWN_NAMESPACES=1 gives
+#: this session's namespaces a common prefix and makes the module-wide operator watch only
+#: those (a kopf glob) instead of all namespaces.
+OWN_NAMESPACES = os.environ.get("ARCLIGHT_TEST_OWN_NAMESPACES") == "1"
+SESSION_PREFIX = f"t-{secrets.token_hex(2)}"
+
+if OWN_NAMESPACES:
+    @pytest.fixture
+    def namespace(cluster) -> Iterator[str]:
+        """tests/conftest.py's fresh namespace, named ``t-<session><random>``."""
+        core = client.CoreV1Api(cluster.api)
+        name = f"{SESSION_PREFIX}{secrets.token_hex(2)}"
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
+            name=name, labels={"arclight.dev/test": "true"})))
+        wait_until(lambda: core.read_namespaced_service_account("default", name).secrets,
+                   timeout=30, what=f"the token of {name}/default")
+        yield name
+        core.delete_namespace(name, _request_timeout=30)
+
+
 @pytest.fixture(scope="module")
 def operator(cluster, crds, tmp_path_factory) -> Iterator[OperatorProcess]:
     """The running operator, one per test module (tests may restart it). Module scope keeps it
     from outliving the controller tests: e2e tests run the operator the chart installs."""
-    proc = OperatorProcess(cluster.kubeconfig, tmp_path_factory.mktemp("operator") / "kopf.log")
+    proc = OperatorProcess(cluster.kubeconfig, tmp_path_factory.mktemp("operator") / "kopf.log",
+                           namespaces=[f"{SESSION_PREFIX}*"] if OWN_NAMESPACES else None)
     proc.start()
     yield proc
     proc.stop()
@@ -136,8 +190,10 @@ def start_operator(tmp_path) -> Iterator:
     """Start extra operator processes with a given kubeconfig (stopped after the test)."""
     started: list[OperatorProcess] = []
 
-    def start(kubeconfig: str) -> OperatorProcess:
-        proc = OperatorProcess(kubeconfig, tmp_path / f"kopf-{len(started)}.log")
+    def start(kubeconfig: str, namespaces: Sequence[str] | None = None,
+              env: Mapping[str, str] | None = None) -> OperatorProcess:
+        proc = OperatorProcess(kubeconfig, tmp_path / f"kopf-{len(started)}.log",
+                               namespaces=namespaces, env=env)
         started.append(proc)
         proc.start()
         return proc

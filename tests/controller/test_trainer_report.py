@@ -14,6 +14,7 @@ import shutil
 from urllib.parse import urlsplit
 
 import pytest
+from arclight.core.names import Owner
 from arclight.training.builders import build_rbac, build_report_config_map, report_name
 from arclight_trainer import report
 from kube import wait_until
@@ -68,7 +69,7 @@ def owned_children(cluster, namespace, crds):
     """Two runs with their report ConfigMaps and trainer RBAC, as the operator builds them."""
     runs = [_create_run(cluster, namespace) for _ in range(2)]
     for run in runs:
-        manifests = [build_report_config_map(run), *build_rbac(run)]
+        manifests = [build_report_config_map(Owner.of(run)), *build_rbac(Owner.of(run))]
         utils.create_from_yaml(cluster.api, yaml_objects=manifests, namespace=namespace)
     return [run["metadata"]["name"] for run in runs]
 

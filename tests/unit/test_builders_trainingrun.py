@@ -4,6 +4,8 @@ import json
 
 import pytest
 from arclight.api.trainer import TrainerConfig
+from arclight.api.trainingrun import ResolvedResources, TrainingRunSpec
+from arclight.core.names import Owner
 from arclight.training import builders as b
 
 pytestmark = pytest.mark.unit
@@ -24,10 +26,21 @@ CONFIG = TrainerConfig.model_validate(CONFIG_DOC)
 RESOURCES = {"gpu": {"type": "none", "count": 0}, "cpu": "2", "memory": "6Gi", "nodes": 1}
 
 
+def typed(run, resources=RESOURCES):
+    """The builders' typed inputs from a run document: owner, spec, resolved resources."""
+    return (Owner.of(run), TrainingRunSpec.model_validate(run["spec"]),
+            ResolvedResources.model_validate(resources))
+
+
 def children(run=RUN, config=CONFIG, **kw):
-    return b.build_children(run, config, image="docker.io/arclight/trainer:dev",
-                            artifacts_claim=kw.pop("claim", None), resolved_resources=RESOURCES,
-                            **kw)
+    owner, spec, resources = typed(run)
+    return b.build_children(owner, spec, config, image="docker.io/arclight/trainer:dev",
+                            artifacts_claim=kw.pop("claim", None), resources=resources, **kw)
+
+
+def job_of(run, config, resources=RESOURCES, **kw):
+    owner, spec, typed_resources = typed(run, resources)
+    return b.build_job(owner, spec, config, resources=typed_resources, **kw)
 
 
 def by_kind(objs):
@@ -111,8 +124,7 @@ def test_gpu_queue_scheduling_and_claim():
         "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}]},
         checkpoint={"uri": "pvc://ckpt/runs"})
     resources = {**RESOURCES, "gpu": {"type": "a100", "count": 1}}
-    job = b.build_job(run, CONFIG, image="img", artifacts_claim="default-claim",
-                      resolved_resources=resources)
+    job = job_of(run, CONFIG, resources, image="img", artifacts_claim="default-claim")
     assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a-queue"
     assert job["spec"]["suspend"] is True
     pod = job["spec"]["template"]["spec"]
@@ -147,7 +159,7 @@ def test_custom_agent_image_and_dataset_secret():
     config = TrainerConfig.model_validate(
         {**CONFIG_DOC, "dataset": {"uri": "s3://b/k.jsonl",
                                    "credentialsDir": "/var/run/arclight/dataset"}})
-    job = b.build_job(run, config, image="img", artifacts_claim=None)
+    job = job_of(run, config, image="img", artifacts_claim=None)
     pod = job["spec"]["template"]["spec"]
     assert pod["containers"][0]["image"] == "registry.example/agent:1"
     volumes = {v["name"]: v for v in pod["volumes"]}

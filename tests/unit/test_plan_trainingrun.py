@@ -341,3 +341,30 @@ def test_an_invalid_spec_is_a_condition_and_one_warning():
     assert sum(e.warning for e in result.events) == 1
     assert world.step().events == []  # said once
     assert "Job" not in world.children
+
+
+# --- a pass that stopped half-way (kill -9 between the Job and the status) -------------------
+
+def test_a_status_lagging_its_job_is_caught_up():
+    world = World()
+    first = world.step()
+    world.run["status"] = {}  # the operator died after creating the children
+    result = world.step()
+    assert result.status["attempts"] == 1
+    assert [e.reason for e in result.events] == ["AttemptStarted", "Resolved"]
+    assert names(result, "Job") == ["r-trainer-1"] and len(first.children) == 7
+
+
+def test_a_lost_retry_status_is_recovered_from_the_failed_job():
+    world = World()
+    world.step()
+    world.trainer_exited(ExitCode.KILLED, "OOMKilled")
+    before_retry = copy.deepcopy(world.run["status"])
+    world.step()  # creates attempt 2 and records the fix on the run
+    world.run["status"] = before_retry  # ... but its status write was lost
+    result = world.step()
+    assert result.status["attempts"] == 2
+    assert result.status["diagnosis"]["reason"] == "OutOfMemory"
+    assert result.status["diagnosis"]["autoFixApplied"] is True
+    assert conditions(result)["Degraded"] == ("True", "Retrying")
+    assert {e.reason for e in result.events} >= {"AttemptStarted", "Retrying"}

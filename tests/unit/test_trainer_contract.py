@@ -27,6 +27,7 @@ from arclight.api.trainer import (
 )
 from arclight.api.trainingrun import TEMPLATES, Progress, TrainingRunStatus
 from arclight.framework.settings import Settings
+from arclight.core.names import Owner
 from arclight.training import builders, catalog, diagnosis, reports
 from arclight.training.resolve import resolve, with_fixes
 from arclight_trainer import __main__ as trainer_main
@@ -82,7 +83,7 @@ def test_resolved_config_round_trips_through_the_trainer(name, tmp_path):
     _, config = resolve(SPECS[name], name="demo", namespace="team-a", uid="uid-1", attempt=2,
                         settings=settings)
     config = with_fixes(config, {"batchSize": 1}, "pvc://artifacts/team-a/demo/step-4")
-    config_map = builders.build_config_map(_run(SPECS[name]), config)
+    config_map = builders.build_config_map(Owner.of(_run(SPECS[name])), config)
     path = tmp_path / contract.CONFIG_KEY
     path.write_text(config_map["data"][contract.CONFIG_KEY])  # what the pod mounts
     parsed = load_config(path)

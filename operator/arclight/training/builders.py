@@ -1,9 +1,9 @@
 """TrainingRun children (docs/architecture.md): config/report ConfigMaps, RBAC, the trainer
 Job of each attempt, the gateway Service and, for multi-node runs, a headless Service.
 
-Pure: ``run`` is the TrainingRun object (metadata + camelCase spec with defaults filled),
+Pure and typed: ``run`` is the owning TrainingRun (``Owner``), ``spec`` its validated spec,
 ``config`` the TrainerConfig of the attempt (``arclight.training.resolve``: ``resolve`` then
-``with_fixes``).
+``with_fixes``) and ``resources`` the resolved compute (``status.resolved.resources``).
 """
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from arclight.api.trainer import CONFIG_KEY, TrainerConfig
-from arclight.core.names import GROUP, child_metadata, owner_labels
+from arclight.api.trainingrun import ResolvedResources, TrainingRunSpec
+from arclight.core.names import GROUP, Owner, child_metadata, owner_labels
 
 KIND = "TrainingRun"
 CONFIG_MOUNT = "/etc/arclight"
@@ -74,28 +75,26 @@ def pvc_claim(uri: str | None) -> str | None:
     return None
 
 
-def _meta(run: Mapping[str, Any], name: str, component: str, **labels: str) -> dict[str, Any]:
+def _meta(run: Owner, name: str, component: str, **labels: str) -> dict[str, Any]:
     return child_metadata(run, name, component, labels or None)
 
 
-def build_config_map(run: Mapping[str, Any], config: TrainerConfig) -> dict[str, Any]:
+def build_config_map(run: Owner, config: TrainerConfig) -> dict[str, Any]:
     """ConfigMap ``<run>-config`` holding ``config.json`` (the TrainerConfig)."""
-    name = run["metadata"]["name"]
     return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": _meta(run, config_name(name), "config"),
+            "metadata": _meta(run, config_name(run.name), "config"),
             "data": {CONFIG_KEY: config.model_dump_json(by_alias=True, indent=2)}}
 
 
-def build_report_config_map(run: Mapping[str, Any]) -> dict[str, Any]:
+def build_report_config_map(run: Owner) -> dict[str, Any]:
     """ConfigMap ``<run>-report``, created empty; the trainer fills it."""
-    name = run["metadata"]["name"]
     return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": _meta(run, report_name(name), "report"), "data": {}}
+            "metadata": _meta(run, report_name(run.name), "report"), "data": {}}
 
 
-def build_rbac(run: Mapping[str, Any]) -> list[dict[str, Any]]:
+def build_rbac(run: Owner) -> list[dict[str, Any]]:
     """ServiceAccount, Role and RoleBinding ``<run>-trainer``: only the run's report is writable."""
-    name = run["metadata"]["name"]
+    name = run.name
     sa = trainer_name(name)
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(run, sa, "trainer")},
@@ -106,30 +105,23 @@ def build_rbac(run: Mapping[str, Any]) -> list[dict[str, Any]]:
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
          "metadata": _meta(run, sa, "trainer"),
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": sa},
-         "subjects": [{"kind": "ServiceAccount", "name": sa,
-                       "namespace": run["metadata"]["namespace"]}]},
+         "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": run.namespace}]},
     ]
 
 
-def _resources(requested: Mapping[str, Any], resolved: Mapping[str, Any]) -> dict[str, Any]:
-    """Container resources: the spec's values, with the resolved ones where the spec says auto."""
-    wanted = dict(requested)
-    for key, value in resolved.items():
-        if wanted.get(key) in (None, "auto"):
-            wanted[key] = value
-    cpu = wanted.get("cpu") if wanted.get("cpu") not in (None, "auto") else DEFAULT_CPU
-    memory = wanted.get("memory") if wanted.get("memory") not in (None, "auto") else DEFAULT_MEMORY
-    requests = {"cpu": str(cpu), "memory": str(memory)}
-    limits: dict[str, str] = {"memory": str(memory)}
-    gpu = resolved.get("gpu") or requested.get("gpu") or {}
-    if gpu.get("type", "none") != "none" and int(gpu.get("count") or 0) > 0:
-        limits["nvidia.com/gpu"] = str(int(gpu["count"]))
+def _resources(resolved: ResolvedResources) -> dict[str, Any]:
+    """Container resources from the resolution (the spec's values, defaults where it said
+    nothing): requests, a memory limit, and the GPUs."""
+    requests = {"cpu": resolved.cpu, "memory": resolved.memory}
+    limits: dict[str, str] = {"memory": resolved.memory}
+    if resolved.gpu.type != "none" and resolved.gpu.count > 0:
+        limits["nvidia.com/gpu"] = str(resolved.gpu.count)
     return {"requests": requests, "limits": limits}
 
 
-def _artifacts_claim(spec: Mapping[str, Any], default_claim: str | None) -> str | None:
+def _artifacts_claim(spec: TrainingRunSpec, default_claim: str | None) -> str | None:
     """The claim behind /artifacts: the one in spec.checkpoint.uri, else the platform default."""
-    return pvc_claim((spec.get("checkpoint") or {}).get("uri")) or default_claim
+    return pvc_claim(spec.checkpoint.uri) or default_claim
 
 
 def checkpoint_uri_prefix(claim: str, config: TrainerConfig) -> str:
@@ -139,7 +131,7 @@ def checkpoint_uri_prefix(claim: str, config: TrainerConfig) -> str:
     return f"pvc://{claim}/{path}".rstrip("/")
 
 
-def _volumes(spec: Mapping[str, Any], config: TrainerConfig, artifacts_claim: str | None
+def _volumes(spec: TrainingRunSpec, config: TrainerConfig, artifacts_claim: str | None
              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     name = config.run.name
     claim = _artifacts_claim(spec, artifacts_claim)
@@ -152,7 +144,7 @@ def _volumes(spec: Mapping[str, Any], config: TrainerConfig, artifacts_claim: st
         {"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": True},
         {"name": "artifacts", "mountPath": ARTIFACTS_MOUNT},
         {"name": "tmp", "mountPath": "/tmp"}]
-    secret = ((spec.get("dataset") or {}).get("secretRef") or {}).get("name")
+    secret = spec.dataset.secret_ref.name if spec.dataset.secret_ref else None
     credentials_dir = config.dataset.credentials_dir
     if secret and credentials_dir:
         volumes.append({"name": "dataset-credentials", "secret": {"secretName": secret}})
@@ -176,7 +168,7 @@ def _env(config: TrainerConfig, nodes: int, job: str) -> list[dict[str, Any]]:
     return env
 
 
-def _checkpoint_env(spec: Mapping[str, Any], config: TrainerConfig,
+def _checkpoint_env(spec: TrainingRunSpec, config: TrainerConfig,
                     artifacts_claim: str | None) -> list[dict[str, Any]]:
     claim = _artifacts_claim(spec, artifacts_claim)
     if not claim:
@@ -184,32 +176,31 @@ def _checkpoint_env(spec: Mapping[str, Any], config: TrainerConfig,
     return [{"name": "ARCLIGHT_CHECKPOINT_URI_PREFIX", "value": checkpoint_uri_prefix(claim, config)}]
 
 
-def build_job(run: Mapping[str, Any], config: TrainerConfig, *, image: str,
-              artifacts_claim: str | None, resolved_resources: Mapping[str, Any] | None = None,
+def build_job(run: Owner, spec: TrainingRunSpec, config: TrainerConfig, *, image: str,
+              artifacts_claim: str | None, resources: ResolvedResources,
               overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The trainer Job ``<run>-trainer-<attempt>`` (backoffLimit 0: the operator retries).
 
-    ``resolved_resources`` (``status.resolved.resources``) fills what the spec leaves auto;
-    ``overrides`` (the automatic fixes in force) are recorded on the Job for the next attempt.
+    ``resources`` (``status.resolved.resources``) are the pod's requests; ``overrides`` (the
+    automatic fixes in force) are recorded on the Job for the next attempt.
     """
-    spec = run["spec"]
-    name = run["metadata"]["name"]
+    name = run.name
     attempt = config.run.attempt
     job = job_name(name, attempt)
     nodes = config.resources.nodes
-    queue = spec.get("queueName")
+    queue = spec.queue_name
     volumes, mounts = _volumes(spec, config, artifacts_claim)
     pod_labels = {**owner_labels(KIND, name), "app.kubernetes.io/component": "trainer",
                   ATTEMPT_LABEL: str(attempt)}
     container = {
         "name": "trainer",
-        "image": (spec.get("agent") or {}).get("image") or image,
+        "image": spec.agent.image if spec.agent else image,
         "command": ["python", "-m", "arclight_trainer", "run", "--config",
                     f"{CONFIG_MOUNT}/config.json"],
         "ports": [{"name": "gateway", "containerPort": GATEWAY_PORT, "protocol": "TCP"},
                   {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
         "env": _env(config, nodes, job) + _checkpoint_env(spec, config, artifacts_claim),
-        "resources": _resources(spec.get("resources") or {}, resolved_resources or {}),
+        "resources": _resources(resources),
         "volumeMounts": mounts,
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
@@ -223,38 +214,39 @@ def build_job(run: Mapping[str, Any], config: TrainerConfig, *, image: str,
         "containers": [container],
         "volumes": volumes,
     }
-    resources = spec.get("resources") or {}
-    if resources.get("nodeSelector"):
-        pod_spec["nodeSelector"] = dict(resources["nodeSelector"])
-    if resources.get("tolerations"):
-        pod_spec["tolerations"] = [dict(t) for t in resources["tolerations"]]
+    if spec.resources.node_selector:
+        pod_spec["nodeSelector"] = dict(spec.resources.node_selector)
+    if spec.resources.tolerations:
+        pod_spec["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True)
+                                   for t in spec.resources.tolerations]
     job_spec: dict[str, Any] = {
         "backoffLimit": 0,
-        "suspend": bool(spec.get("suspend")) or bool(queue),
+        "suspend": spec.suspend or bool(queue),
         "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
     }
-    for field in ("activeDeadlineSeconds", "ttlSecondsAfterFinished"):
-        if spec.get(field) is not None:
-            job_spec[field] = int(spec[field])
+    if spec.active_deadline_seconds is not None:
+        job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
+    if spec.ttl_seconds_after_finished is not None:
+        job_spec["ttlSecondsAfterFinished"] = spec.ttl_seconds_after_finished
     if nodes > 1:
         job_spec.update(completionMode="Indexed", completions=nodes, parallelism=nodes)
         pod_spec["subdomain"] = workers_name(name)
     extra = {KUEUE_QUEUE_LABEL: queue} if queue else {}
     metadata = _meta(run, job, "trainer", **{ATTEMPT_LABEL: str(attempt)}, **extra)
     metadata["annotations"] = {
-        APPLIED_SPEC_ANNOTATION: json.dumps(immutable_spec(spec), sort_keys=True,
-                                            separators=(",", ":")),
+        APPLIED_SPEC_ANNOTATION: json.dumps(
+            immutable_spec(spec.model_dump(by_alias=True, mode="json", exclude_none=True)),
+            sort_keys=True, separators=(",", ":")),
         OVERRIDES_ANNOTATION: json.dumps(dict(overrides or {}), sort_keys=True),
     }
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": job_spec}
 
 
-def build_gateway_service(run: Mapping[str, Any]) -> dict[str, Any]:
+def build_gateway_service(run: Owner) -> dict[str, Any]:
     """Service ``<run>-gateway`` selecting the trainer pod (ports gateway and metrics)."""
-    name = run["metadata"]["name"]
     return {"apiVersion": "v1", "kind": "Service",
-            "metadata": _meta(run, gateway_name(name), "gateway"),
-            "spec": {"selector": {**owner_labels(KIND, name),
+            "metadata": _meta(run, gateway_name(run.name), "gateway"),
+            "spec": {"selector": {**owner_labels(KIND, run.name),
                                   "app.kubernetes.io/component": "trainer"},
                      "ports": [{"name": "gateway", "port": GATEWAY_PORT, "protocol": "TCP",
                                 "targetPort": "gateway"},
@@ -262,27 +254,25 @@ def build_gateway_service(run: Mapping[str, Any]) -> dict[str, Any]:
                                 "targetPort": "metrics"}]}}
 
 
-def build_workers_service(run: Mapping[str, Any]) -> dict[str, Any]:
+def build_workers_service(run: Owner) -> dict[str, Any]:
     """Headless Service ``<run>-workers`` giving multi-node trainer pods stable DNS names."""
-    name = run["metadata"]["name"]
     return {"apiVersion": "v1", "kind": "Service",
-            "metadata": _meta(run, workers_name(name), "workers"),
+            "metadata": _meta(run, workers_name(run.name), "workers"),
             "spec": {"clusterIP": "None", "publishNotReadyAddresses": True,
-                     "selector": {**owner_labels(KIND, name),
+                     "selector": {**owner_labels(KIND, run.name),
                                   "app.kubernetes.io/component": "trainer"},
                      "ports": [{"name": "gateway", "port": GATEWAY_PORT,
                                 "protocol": "TCP"}]}}
 
 
-def build_children(run: Mapping[str, Any], config: TrainerConfig, *, image: str,
-                   artifacts_claim: str | None,
-                   resolved_resources: Mapping[str, Any] | None = None,
+def build_children(run: Owner, spec: TrainingRunSpec, config: TrainerConfig, *, image: str,
+                   artifacts_claim: str | None, resources: ResolvedResources,
                    overrides: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Every child of the attempt, in the order to apply them (the Job last)."""
     children = [build_config_map(run, config), build_report_config_map(run), *build_rbac(run),
                 build_gateway_service(run)]
     if config.resources.nodes > 1:
         children.append(build_workers_service(run))
-    children.append(build_job(run, config, image=image, artifacts_claim=artifacts_claim,
-                              resolved_resources=resolved_resources, overrides=overrides))
+    children.append(build_job(run, spec, config, image=image, artifacts_claim=artifacts_claim,
+                              resources=resources, overrides=overrides))
     return children

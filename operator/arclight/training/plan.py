@@ -15,10 +15,11 @@ from typing import Any
 
 from arclight.api import trainingrun as api
 from arclight.api.trainer import TrainerConfig
-from arclight.api.trainingrun import TrainingRunSpec
+from arclight.api.trainingrun import ResolvedResources, TrainingRunSpec
 from arclight.core.conditions import FALSE, TRUE, StatusBuilder, trainingrun_phase
 from arclight.core.errors import DependencyNotReady, InvalidSpec
 from arclight.core.facts import Facts
+from arclight.core.names import Owner
 from arclight.core.plan import Child, Obj, ObjectRef, Observed, Plan
 from arclight.training import builders as build
 from arclight.training import diagnosis as diag
@@ -93,6 +94,7 @@ class _Pass:
             if not verdict.job_wanted:
                 return self.held_without_job(verdict)
             return self.start_attempt(self.spec, attempt)
+        self.catch_up(jobs, attempt)
         applied = json.loads((job["metadata"].get("annotations") or {}).get(
             build.APPLIED_SPEC_ANNOTATION, "{}"))
         current = self.spec.model_dump(by_alias=True, mode="json", exclude_none=True)
@@ -100,6 +102,42 @@ class _Pass:
         effective = TrainingRunSpec.model_validate(
             {**applied, **{k: current[k] for k in build.MUTABLE_FIELDS if k in current}})
         return self.observe_job(job, effective, changed, attempt)
+
+    def pods_of(self, job_name: str) -> list[Obj]:
+        return [p for p in self.observed.of_kind("Pod").values()
+                if (p["metadata"].get("labels") or {}).get("job-name") == job_name]
+
+    def catch_up(self, jobs: Mapping[str, Obj], attempt: int) -> None:
+        """The status lags the Jobs when the operator stopped between creating an attempt's
+        Job and writing the status: record the attempt (and the failure it retries) now."""
+        if int(self.status.get("attempts") or 0) >= attempt:
+            return
+        self.record_attempt(attempt)
+        previous = jobs.get(build.job_name(self.name, attempt - 1))
+        if previous is None or not diag.job_condition(previous, "Failed"):
+            return
+        failure = diag.diagnose(previous, self.pods_of(previous["metadata"]["name"]), {})
+        if failure is not None:
+            fixed = bool(self.overrides(attempt)) and json.loads(self.annotations.get(
+                build.OVERRIDES_ANNOTATION, "{}")).get("attempt") == attempt
+            self.retrying(failure, attempt - 1, fixed, None)
+
+    def record_attempt(self, attempt: int) -> None:
+        self.status.setdefault("startTime", self.facts.now_iso)
+        if int(self.status.get("attempts") or 0) < attempt:
+            self.status["attempts"] = attempt
+            self.st.event("AttemptStarted", f"Started attempt {attempt} as Job "
+                          f"{build.job_name(self.name, attempt)}.")
+
+    def retrying(self, failure: diag.Diagnosis, attempt: int, fixed: bool,
+                 fix: Mapping[str, Any] | None) -> None:
+        """Status and Event of a failed attempt that the next one retries."""
+        self.status["diagnosis"] = failure.to_status(auto_fix_applied=fixed)
+        self.st.condition(C.DEGRADED, TRUE, failure.reason,
+                          f"Attempt {attempt} failed: {failure.message}")
+        applied = f" with {json.dumps(dict(fix), sort_keys=True)}" if fix else ""
+        self.st.event(R.RETRYING, f"Attempt {attempt} failed ({failure.reason}); starting "
+                      f"attempt {attempt + 1}{applied}.", warning=True)
 
     def keep_jobs(self, jobs: Mapping[str, Obj]) -> None:
         """Every attempt's Job stays (the history of the run); none is ever re-applied."""
@@ -137,13 +175,12 @@ class _Pass:
                          ) -> tuple[list[Child], dict[str, Any]]:
         """The children of ``attempt`` (the Job created once, suspended when held)."""
         resolved, config = self.resolution(spec, attempt)
-        run = {"apiVersion": api.API_VERSION, "kind": api.KIND,
-               "metadata": {"name": self.name, "namespace": self.namespace, "uid": self.uid},
-               "spec": spec.model_dump(by_alias=True, mode="json", exclude_none=True)}
-        manifests = build.build_children(run, config, image=self.facts.trainer_image,
-                                         artifacts_claim=self.facts.artifacts_claim,
-                                         resolved_resources=resolved["resources"],
-                                         overrides=self.overrides(attempt))
+        owner = Owner(api.API_VERSION, api.KIND, self.name, self.namespace, self.uid or "")
+        manifests = build.build_children(
+            owner, spec, config, image=self.facts.trainer_image,
+            artifacts_claim=self.facts.artifacts_claim,
+            resources=ResolvedResources.model_validate(resolved["resources"]),
+            overrides=self.overrides(attempt))
         children = []
         for manifest in manifests:
             if manifest["kind"] == "Job":
@@ -159,11 +196,7 @@ class _Pass:
         for child in children:
             self.add(child)
         self.status["resolved"] = resolved
-        self.status.setdefault("startTime", self.facts.now_iso)
-        if int(self.status.get("attempts") or 0) < attempt:
-            self.status["attempts"] = attempt
-            self.st.event("AttemptStarted", f"Started attempt {attempt} as Job "
-                          f"{build.job_name(self.name, attempt)}.")
+        self.record_attempt(attempt)
         self.degraded(None, [], attempt)
         return self.running(verdict, [], attempt)
 
@@ -174,12 +207,7 @@ class _Pass:
             fix = failure.auto_fix if retry.auto_remediate else None
             if fix:
                 self.record_overrides(attempt + 1, fix)
-            self.status["diagnosis"] = failure.to_status(auto_fix_applied=bool(fix))
-            self.st.condition(C.DEGRADED, TRUE, failure.reason,
-                              f"Attempt {attempt} failed: {failure.message}")
-            applied = f" with {json.dumps(fix, sort_keys=True)}" if fix else ""
-            self.st.event(R.RETRYING, f"Attempt {attempt} failed ({failure.reason}); starting "
-                          f"attempt {attempt + 1}{applied}.", warning=True)
+            self.retrying(failure, attempt, bool(fix), fix)
             return self.start_attempt(spec, attempt + 1)
         self.status["diagnosis"] = failure.to_status(auto_fix_applied=False)
         self.st.condition(C.FAILED, TRUE, failure.reason, f"{failure.message} "
@@ -203,8 +231,7 @@ class _Pass:
 
     def observe_job(self, job: Obj, spec: TrainingRunSpec, changed: list[str], attempt: int
                     ) -> Plan:
-        pods = [p for p in self.observed.of_kind("Pod").values()
-                if (p["metadata"].get("labels") or {}).get("job-name") == job["metadata"]["name"]]
+        pods = self.pods_of(job["metadata"]["name"])
         if "resolved" not in self.status or changed:
             self.status["resolved"] = self.resolution(spec, attempt)[0]
         hyperparameters = self.status["resolved"]["hyperparameters"]
