@@ -32,6 +32,9 @@ def test_a_burst_of_events_for_one_key_is_one_pass():
     assert queue.get(timeout=0) == ("a", "pods")  # the first trigger is reported
     assert queue.get(timeout=0) == ("b", "event")
     assert queue.get(timeout=0) is None
+    queue.add("c", "pods")
+    queue.add("c", "resync")  # ... except the first pass after a start, which re-applies
+    assert queue.get(timeout=0) == ("c", "resync")
 
 
 def test_a_key_never_runs_on_two_workers_and_runs_again_when_dirtied():

@@ -16,6 +16,8 @@ from collections.abc import Hashable
 from typing import Generic, TypeVar
 
 Key = TypeVar("Key", bound=Hashable)
+#: The trigger that wins when passes coalesce: the first pass after a start (it re-applies).
+STICKY = "resync"
 
 
 class WorkQueue(Generic[Key]):
@@ -35,14 +37,19 @@ class WorkQueue(Generic[Key]):
 
     def add(self, key: Key, trigger: str = "event") -> None:
         """Queue a pass for ``key`` now (coalesced with one already waiting; the first
-        ``trigger`` is the one reported)."""
+        ``trigger`` is the one reported, except that ``resync`` always wins)."""
         with self._cond:
             self._add_locked(key, trigger)
 
     def _add_locked(self, key: Key, trigger: str) -> None:
         if key in self._processing:
             self._dirty.setdefault(key, trigger)
-        elif key not in self._waiting:
+            if trigger == STICKY:
+                self._dirty[key] = trigger
+        elif key in self._waiting:
+            if trigger == STICKY:
+                self._waiting[key] = trigger
+        else:
             self._waiting[key] = trigger
             self._queue.append(key)
             self._cond.notify()

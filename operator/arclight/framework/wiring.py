@@ -95,14 +95,14 @@ async def _on_object(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwarg
         ctx.queue.add(key, "resync" if type is None else "event")
 
 
-async def _on_child(body: kopf.Body, memo: kopf.Memo, resource: kopf.Resource, **kwargs: Any
-                    ) -> None:
-    """A child changed: queue its owner."""
+async def _on_child(body: kopf.Body, type: str | None, memo: kopf.Memo,
+                    resource: kopf.Resource, **kwargs: Any) -> None:
+    """A child changed (or was listed at start): queue its owner."""
     ctx = context(memo)
     ctx.children.attach(kwargs)
     owner = owner_key(body, cluster_scoped())
     if owner is not None and owner[0] in KINDS:
-        ctx.queue.add(owner, resource.plural)
+        ctx.queue.add(owner, "resync" if type is None else resource.plural)
 
 
 async def _on_referenced(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
