@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 from arclight.api import GROUP, KIND_MODULES, VERSION, TrainingRun, sweep, trainingrun
-from arclight.training.resolve import resolve
 from arclight.framework.settings import Settings
+from arclight.training.resolve import resolve
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 

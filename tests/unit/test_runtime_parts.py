@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from arclight.training.reports import status_from_report
 from arclight.framework.settings import SettingsError, from_env
+from arclight.training.reports import status_from_report
 
 pytestmark = pytest.mark.unit
 
@@ -61,6 +61,6 @@ def test_a_bad_setting_stops_the_operator_with_one_message(tmp_path):
            "KUBECONFIG": str(tmp_path / "none")}
     done = subprocess.run([str(kopf), "run", "-m", "controllers", "--standalone",
                            "--all-namespaces"], cwd=repo, env=env, capture_output=True,
-                          text=True, timeout=60)
+                          text=True, timeout=60, check=False)
     assert done.returncode == 2
     assert "ARCLIGHT_WORKERS" in done.stderr and "Traceback" not in done.stderr

@@ -26,8 +26,8 @@ from arclight.api.trainer import (
     TrainerConfig,
 )
 from arclight.api.trainingrun import TEMPLATES, Progress, TrainingRunStatus
-from arclight.framework.settings import Settings
 from arclight.core.names import Owner
+from arclight.framework.settings import Settings
 from arclight.training import builders, catalog, diagnosis, reports
 from arclight.training.resolve import resolve, with_fixes
 from arclight_trainer import __main__ as trainer_main

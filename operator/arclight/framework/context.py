@@ -64,7 +64,7 @@ class OperatorContext:
 
 def context(memo: Any) -> OperatorContext:
     """The context the startup handler put into kopf's memo."""
-    ctx = memo.get(MEMO_KEY)
-    if not isinstance(ctx, OperatorContext):
+    ctx: OperatorContext | None = memo.get(MEMO_KEY)
+    if ctx is None:
         raise RuntimeError("the operator context is missing: the startup handler did not run")
     return ctx

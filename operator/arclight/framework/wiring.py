@@ -12,8 +12,8 @@ from typing import Any
 
 import kopf
 
-from arclight.core.plan import ChildKind, Kind
 from arclight.core.names import OWNER_KIND_LABEL
+from arclight.core.plan import ChildKind, Kind
 from arclight.framework.context import context
 from arclight.framework.index import owner_key, slim
 

@@ -18,8 +18,8 @@ from arclight.core.facts import Capabilities
 
 Condition = tuple[str, str, str]
 ADMITTED = (TRUE, R.RESOLVED, "The run was admitted.")
-PAUSED = (FALSE, R.SUSPENDED, "spec.suspend is true; the trainer is paused. Set it to false "
-          "to resume.")
+PAUSED = (FALSE, R.SUSPENDED,
+          "spec.suspend is true; the trainer is paused. Set it to false to resume.")
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def admit(spec: TrainingRunSpec, job: Mapping[str, Any] | None, caps: Capabiliti
     job_held = job is None or bool((job.get("spec") or {}).get("suspend"))
     if spec.queue_name and caps.job_suspend and job_held:
         return Admission(job_wanted=True, hold=True,
-                         admitted=(FALSE, R.QUEUED, f"Waiting for Kueue LocalQueue "
-                                   f"{spec.queue_name} to admit the trainer."),
+                         admitted=(FALSE, R.QUEUED, (f"Waiting for Kueue LocalQueue "
+                                                    f"{spec.queue_name} to admit the trainer.")),
                          running=(FALSE, R.QUEUED, "Not admitted yet."))
     return Admission(job_wanted=True, hold=False, admitted=ADMITTED)
