@@ -26,7 +26,7 @@ images:          ## build the operator and trainer images and load them into the
 	bash hack/images.sh all
 
 crds:            ## regenerate crds/ from the pydantic models
-	.venv/bin/python hack/gen-crds.py
+	.venv/bin/python hack/gen-crds.py && .venv/bin/python hack/sync-chart-crds.py
 
 python:          ## create .venv (3.11) and .venv-agl (3.12)
 	bash hack/setup-python.sh

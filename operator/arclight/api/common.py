@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "arclight.dev"
@@ -44,12 +45,22 @@ def one_of_required(*fields: str) -> dict[str, Any]:
 
 Name = Annotated[str, Field(pattern=DNS_SUBDOMAIN_PATTERN, max_length=253)]
 """A Kubernetes object name."""
-DecimalStr = Annotated[str, Field(pattern=DECIMAL_PATTERN)]
+
+
+def _finite(value: str) -> str:
+    """A decimal string the trainer can use: finite as a float (``1e1000`` is not)."""
+    if value != "auto" and not math.isfinite(float(value)):
+        raise ValueError(f"{value!r} is too large; use a decimal below 1e308")
+    return value
+
+
+DecimalStr = Annotated[str, Field(pattern=DECIMAL_PATTERN), AfterValidator(_finite)]
 """A non-negative decimal number written as a string (no floats in spec)."""
 FractionStr = Annotated[str, Field(pattern=FRACTION_PATTERN)]
 """A decimal between 0 and 1 written as a string."""
-AutoDecimal = Annotated[str, Field(pattern=AUTO_DECIMAL_PATTERN)]
+AutoDecimal = Annotated[str, Field(pattern=AUTO_DECIMAL_PATTERN), AfterValidator(_finite)]
 """`auto` or a non-negative decimal string."""
+LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 AutoInt = Annotated[
     Literal["auto"] | Annotated[int, Field(ge=1)], Field(json_schema_extra=INT_OR_STRING)
 ]

@@ -10,6 +10,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from arclight.api.common import (
     API_VERSION,
+    LABEL_VALUE_PATTERN,
     AutoCount,
     AutoDecimal,
     AutoInt,
@@ -320,7 +321,8 @@ class TrainingRunSpec(SpecModel):
         None, description="CreditBudget to charge; default: the one selecting this namespace."
     )
     queue_name: str | None = Field(
-        None, min_length=1, description="Kueue LocalQueue; the trainer then waits for admission."
+        None, min_length=1, max_length=63, pattern=LABEL_VALUE_PATTERN,
+        description="Kueue LocalQueue; the trainer then waits for admission.",
     )
     tracking: Tracking = Field(default_factory=Tracking, description="Experiment tracking.")
     deploy: Deploy = Field(default_factory=Deploy, description="Deploy the model on success.")

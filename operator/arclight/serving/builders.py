@@ -27,7 +27,7 @@ from arclight.api.modeldeployment import (
     ModelDeploymentSpec,
     ServingResources,
 )
-from arclight.core.errors import InvalidSpec
+from arclight.core.errors import check_name, invalid_spec
 from arclight.core.names import COMPONENT_LABEL, GROUP, child_metadata, owner_labels
 
 REVISION_LABEL = f"{GROUP}/revision"
@@ -47,17 +47,11 @@ SERVABLE_RUNTIMES = ("transformers",)
 
 def validate(md: Mapping[str, Any]) -> ModelDeploymentSpec:
     """The validated spec of ``md``; raise InvalidSpec naming the first bad field."""
-    name = md["metadata"]["name"]
-    if len(name) > MAX_NAME_LENGTH or not name[0].isalpha():
-        raise InvalidSpec(f"metadata.name: use a name that starts with a letter and has at most "
-                          f"{MAX_NAME_LENGTH} characters, so that its Service and revision "
-                          "names stay valid.")
+    check_name(md["metadata"]["name"], MAX_NAME_LENGTH)
     try:
         return ModelDeploymentSpec.model_validate(md.get("spec") or {})
     except ValidationError as exc:
-        err = exc.errors()[0]
-        path = "spec" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
-        raise InvalidSpec(f"{path}: {err['msg'].removeprefix('Value error, ')}") from None
+        raise invalid_spec(exc) from None
 
 
 def runtime_for(spec: ModelDeploymentSpec) -> str:

@@ -87,7 +87,10 @@ def resolve(
 
 def _dataset(spec: TrainingRunSpec, template: catalog.TemplateInfo | None) -> dict[str, Any]:
     uri = spec.dataset.uri or f"sample://{spec.template}"
-    parsed = urlparse(uri)
+    try:
+        parsed = urlparse(uri)
+    except ValueError as exc:
+        raise ResolveError(f"spec.dataset.uri: {uri!r} is not a valid URI ({exc})") from None
     size = None
     guessed: str | None
     if parsed.scheme == "sample":
