@@ -14,6 +14,14 @@ py312="$(ls -d "$HOME"/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | tail -
 [ -n "$py311" ] || { echo "setup-python: need Python 3.11 (torch CPU wheel)" >&2; exit 1; }
 [ -n "$py312" ] || { echo "setup-python: need Python 3.12 (agentlightning)" >&2; exit 1; }
 
+# .venv-scan: checkov, the manifest scanner of tests/unit/test_manifest_scan.py, in its own
+# environment (it pins many dependencies); rebuilt only when CHECKOV_VERSION changes.
+CHECKOV_VERSION=3.3.30
+if [ "$(cat .venv-scan/.checkov-version 2>/dev/null)" != "$CHECKOV_VERSION" ] || [ ! -x .venv-scan/bin/checkov ]; then
+  rm -rf .venv-scan && "$py311" -m venv .venv-scan
+  .venv-scan/bin/pip install -q "checkov==$CHECKOV_VERSION"
+  echo "$CHECKOV_VERSION" > .venv-scan/.checkov-version
+fi
 stamp() { sha256sum pyproject.toml trainer-image/requirements-agl.txt 2>/dev/null | sha256sum | cut -c1-16; }
 want="$(stamp)"
 if [ -f .venv/.arclight-stamp ] && [ "$(cat .venv/.arclight-stamp)" = "$want" ] && [ -x .venv-agl/bin/agl-server ] ; then

@@ -16,9 +16,10 @@ def test_settings_defaults_and_env():
     assert from_env({}).trainer_image == "docker.io/arclight/trainer:dev"
     settings = from_env({"ARCLIGHT_TRAINER_IMAGE": "r.example/t:1",
                          "ARCLIGHT_WORKERS": "4", "ARCLIGHT_METRICS_PORT": "9100",
+                         "ARCLIGHT_WATCH_NAMESPACES": "a, b",
                          "ARCLIGHT_ARTIFACTS_CLAIM": "artifacts"})
     assert settings.trainer_image == "r.example/t:1"
-    assert settings.workers == 4
+    assert settings.workers == 4 and settings.watch_namespaces == ("a", "b")
     assert settings.metrics_port == 9100 and settings.artifacts_claim == "artifacts"
 
 

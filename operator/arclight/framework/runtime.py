@@ -39,10 +39,15 @@ def configure_framework(settings: kopf.OperatorSettings) -> None:
         settings.peering.priority = 1 + secrets.randbelow(2**31 - 2)
 
 
-def ensure_peering(kube: Kube, name: str) -> None:
-    """Create the ClusterKopfPeering object the replicas meet in (kopf does not create it)."""
-    kube.create({"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering",
-                 "metadata": {"name": name}})
+def ensure_peering(kube: Kube, name: str, namespaces: tuple[str, ...]) -> None:
+    """Create the peering objects the replicas meet in (kopf does not create them): one
+    ClusterKopfPeering for a cluster-wide install, a KopfPeering per watched namespace."""
+    if not namespaces:
+        kube.create({"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering",
+                     "metadata": {"name": name}})
+    for namespace in namespaces:
+        kube.create({"apiVersion": "kopf.dev/v1", "kind": "KopfPeering",
+                     "metadata": {"name": name, "namespace": namespace}})
 
 
 async def _metrics(_: web.Request) -> web.Response:
@@ -78,7 +83,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     configure_framework(settings)
     kube = Kube(load_config(pool_size=config.workers + 4))
     if not settings.peering.standalone:
-        ensure_peering(kube, settings.peering.name)
+        ensure_peering(kube, settings.peering.name, config.watch_namespaces)
     ctx = OperatorContext(settings=config, kube=kube, kinds=KINDS)
     start_workers(ctx, config.workers)
     memo["http"] = await serve_http(memo, config.metrics_port)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 PREFIX = "ARCLIGHT_"
 
@@ -30,6 +30,16 @@ class Settings(BaseModel):
                                    description="MLflow tracking URI given to trainers.")
     metrics_port: int = Field(8000, ge=1, le=65535, description="Port of /metrics and /readyz.")
     workers: int = Field(8, ge=1, le=64, description="Parallel reconcile workers.")
+    watch_namespaces: tuple[str, ...] = Field(
+        (), description="Namespaces watched (kopf --namespace); empty: the whole cluster. "
+        "Replicas of a namespaced install peer through a KopfPeering in each.")
+
+    @field_validator("watch_namespaces", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
 
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
