@@ -8,6 +8,9 @@ patch, one status patch, the Events, and a requeue.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -16,6 +19,12 @@ from arclight.core.facts import Facts
 
 Obj = dict[str, Any]
 S = TypeVar("S")
+
+
+def manifest_hash(manifest: Mapping[str, Any]) -> str:
+    """A short digest of a manifest."""
+    text = json.dumps(manifest, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,11 @@ class Child:
     @property
     def kind(self) -> str:
         return str(self.manifest["kind"])
+
+    @functools.cached_property
+    def digest(self) -> str:
+        """A short digest of the manifest (kept on the child as what was last applied)."""
+        return manifest_hash(self.manifest)
 
     @property
     def name(self) -> str:

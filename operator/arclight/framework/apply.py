@@ -7,31 +7,23 @@ against the status as read, so fields the plan left out are cleared), then the E
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from arclight.clients.kube import Kube
 from arclight.core.conditions import transitions
-from arclight.core.plan import Child, Kind, Observed, Plan
+from arclight.core.plan import Child, Kind, Observed, Plan, manifest_hash
 from arclight.framework import metrics
 from arclight.framework.index import ChildIndex, OwnerKey
 
 HASH_ANNOTATION = "arclight.dev/desired-hash"
 
 
-def manifest_hash(manifest: Mapping[str, Any]) -> str:
-    """A short digest of a manifest (what the operator last applied to a child)."""
-    text = json.dumps(manifest, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
-
-
-def with_hash(manifest: Mapping[str, Any]) -> dict[str, Any]:
-    """``manifest`` annotated with its own hash."""
+def with_hash(manifest: Mapping[str, Any], digest: str | None = None) -> dict[str, Any]:
+    """``manifest`` annotated with its hash (``digest``, when already known)."""
     meta = dict(manifest["metadata"])
     meta["annotations"] = {**(meta.get("annotations") or {}),
-                           HASH_ANNOTATION: manifest_hash(manifest)}
+                           HASH_ANNOTATION: digest or manifest_hash(manifest)}
     return {**manifest, "metadata": meta}
 
 
@@ -70,14 +62,12 @@ def apply_one(kube: Kube, child: Child, seen: Mapping[str, Any] | None, force: b
             _count("patch", child.kind)
             return kube.merge_patch(seen, child.patch)
         return None
-    manifest = with_hash(child.manifest)
     applied_hash = ((seen or {}).get("metadata", {}).get("annotations") or {}).get(
         HASH_ANNOTATION)
-    if not force and seen is not None and \
-            applied_hash == manifest["metadata"]["annotations"][HASH_ANNOTATION]:
+    if not force and seen is not None and applied_hash == child.digest:
         return None
     _count("apply", child.kind)
-    return kube.apply(manifest)
+    return kube.apply(with_hash(child.manifest, child.digest))
 
 
 def apply_children(kube: Kube, index: ChildIndex, owner: OwnerKey, observed: Observed,

@@ -9,6 +9,7 @@ run once it succeeds.
 """
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -160,35 +161,24 @@ class _Pass:
     def resolution(self, spec: TrainingRunSpec, attempt: int
                    ) -> tuple[dict[str, Any], TrainerConfig]:
         """``status.resolved`` and the TrainerConfig of ``attempt``, fixes applied."""
-        try:
-            resolved, config = resolve(spec, name=self.name, namespace=self.namespace,
-                                       uid=self.uid or "", attempt=attempt,
-                                       settings=self.facts)
-        except ResolveError as exc:
-            raise InvalidSpec(str(exc)) from None
-        fixes = self.overrides(attempt)
-        resolved["hyperparameters"].update(fixes)
-        best = (self.status.get("bestCheckpoint") or {}).get("uri")
-        return resolved, with_fixes(config, fixes, best if attempt > 1 else None)
+        resolved, config, _ = self.attempt(spec, attempt, hold=False)
+        return resolved, config
 
     def attempt_children(self, spec: TrainingRunSpec, attempt: int, hold: bool
                          ) -> tuple[list[Child], dict[str, Any]]:
         """The children of ``attempt`` (the Job created once, suspended when held)."""
-        resolved, config = self.resolution(spec, attempt)
+        resolved, _, children = self.attempt(spec, attempt, hold)
+        return list(children), resolved
+
+    def attempt(self, spec: TrainingRunSpec, attempt: int, hold: bool
+                ) -> tuple[dict[str, Any], TrainerConfig, tuple[Child, ...]]:
+        best = (self.status.get("bestCheckpoint") or {}).get("uri")
         owner = Owner(api.API_VERSION, api.KIND, self.name, self.namespace, self.uid or "")
-        manifests = build.build_children(
-            owner, spec, config, image=self.facts.trainer_image,
-            artifacts_claim=self.facts.artifacts_claim,
-            resources=ResolvedResources.model_validate(resolved["resources"]),
-            overrides=self.overrides(attempt))
-        children = []
-        for manifest in manifests:
-            if manifest["kind"] == "Job":
-                manifest["spec"]["suspend"] = hold
-            create_only = manifest["kind"] == "Job" or manifest["metadata"]["name"] == \
-                build.report_name(self.name)
-            children.append(Child(manifest, create_only=create_only))
-        return children, resolved
+        resolved_json, config, children = _attempt(
+            owner, spec.model_dump_json(by_alias=True), attempt, hold,
+            json.dumps(self.overrides(attempt), sort_keys=True), best if attempt > 1 else None,
+            self.facts.trainer_image, self.facts.artifacts_claim, self.facts.mlflow_uri)
+        return json.loads(resolved_json), config, children
 
     def start_attempt(self, spec: TrainingRunSpec, attempt: int) -> Plan:
         verdict = admit(spec, None, self.facts.capabilities)
@@ -359,6 +349,35 @@ class _Pass:
         return Plan(status=self.status, children=list(self.desired.values()), prune=self.prune,
                     applies=self.applies, object_patch=self.object_patch,
                     events=self.st.events)
+
+
+@functools.lru_cache(maxsize=2048)
+def _attempt(owner: Owner, spec_json: str, attempt: int, hold: bool, fixes_json: str,
+             resume_from: str | None, image: str, claim: str | None, mlflow_uri: str | None
+             ) -> tuple[str, TrainerConfig, tuple[Child, ...]]:
+    """Resolution and children of one attempt: a pure function of its inputs, memoised
+    because every pass of an active run asks for the same ones."""
+    spec = TrainingRunSpec.model_validate_json(spec_json)
+    try:
+        resolved, config = resolve(spec, name=owner.name, namespace=owner.namespace or "",
+                                   uid=owner.uid, attempt=attempt,
+                                   settings=Facts(mlflow_uri=mlflow_uri))
+    except ResolveError as exc:
+        raise InvalidSpec(str(exc)) from None
+    fixes = json.loads(fixes_json)
+    resolved["hyperparameters"].update(fixes)
+    config = with_fixes(config, fixes, resume_from)
+    manifests = build.build_children(
+        owner, spec, config, image=image, artifacts_claim=claim,
+        resources=ResolvedResources.model_validate(resolved["resources"]), overrides=fixes)
+    children = []
+    for manifest in manifests:
+        if manifest["kind"] == "Job":
+            manifest["spec"]["suspend"] = hold
+        create_only = manifest["kind"] == "Job" or \
+            manifest["metadata"]["name"] == build.report_name(owner.name)
+        children.append(Child(manifest, create_only=create_only))
+    return json.dumps(resolved), config, tuple(children)
 
 
 def plan(spec: TrainingRunSpec, observed: Observed, facts: Facts) -> Plan:
