@@ -25,9 +25,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import operator_load as load  # noqa: E402
-from kubernetes import client  # noqa: E402
-from kubernetes.client.exceptions import ApiException  # noqa: E402
+import operator_load as load
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 TARGETS = {"throughput_ratio": (">=", 0.5), "writes_ratio": ("<=", 1.2),
            "writes_ratio_operator": ("<=", 1.2),

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 HOOK = Path(__file__).resolve().parent / "hook"
 if str(REPO / "tests") not in sys.path:
     sys.path.insert(0, str(REPO / "tests"))
-from kube import NO_NODE_SELECTOR, wait_until  # noqa: E402
+from kube import NO_NODE_SELECTOR, wait_until
 
 GROUP, VERSION, PLURAL = "arclight.dev", "v1alpha1", "trainingruns"
 OWNED = "arclight.dev/owner-kind=TrainingRun"

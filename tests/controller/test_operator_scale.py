@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-import operator_load as load  # noqa: E402
+import operator_load as load
 
 pytestmark = pytest.mark.controller
 
