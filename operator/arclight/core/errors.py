@@ -10,9 +10,10 @@ Anything else (API errors, bugs) is transient: retried with backoff by the frame
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 
 class InvalidSpec(ValueError):
@@ -73,3 +74,16 @@ def invalid_spec(exc: ValidationError, prefix: str = "spec") -> InvalidSpec:
         elif first == prefix:
             first, message = f"{prefix}.{named}", rest
     return InvalidSpec(f"{first}: {message}")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_spec(obj: Mapping[str, Any], model: type[M], max_name_length: int) -> M:
+    """The validated spec of ``obj``: its name fits its children and its spec fits
+    ``model``; otherwise InvalidSpec naming the first bad field."""
+    check_name(obj["metadata"]["name"], max_name_length)
+    try:
+        return model.model_validate(obj.get("spec") or {})
+    except ValidationError as exc:
+        raise invalid_spec(exc) from None

@@ -19,15 +19,13 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import ValidationError
-
 from arclight.api.modeldeployment import (
     KIND,
     Autoscaling,
     ModelDeploymentSpec,
     ServingResources,
 )
-from arclight.core.errors import check_name, invalid_spec
+from arclight.core.errors import parse_spec
 from arclight.core.names import COMPONENT_LABEL, GROUP, child_metadata, owner_labels
 
 REVISION_LABEL = f"{GROUP}/revision"
@@ -47,11 +45,7 @@ SERVABLE_RUNTIMES = ("transformers",)
 
 def validate(md: Mapping[str, Any]) -> ModelDeploymentSpec:
     """The validated spec of ``md``; raise InvalidSpec naming the first bad field."""
-    check_name(md["metadata"]["name"], MAX_NAME_LENGTH)
-    try:
-        return ModelDeploymentSpec.model_validate(md.get("spec") or {})
-    except ValidationError as exc:
-        raise invalid_spec(exc) from None
+    return parse_spec(md, ModelDeploymentSpec, MAX_NAME_LENGTH)
 
 
 def runtime_for(spec: ModelDeploymentSpec) -> str:
