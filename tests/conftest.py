@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,9 @@ from kubernetes import client, config
 REPO = Path(__file__).resolve().parent.parent
 CLUSTER_SH = REPO / "hack" / "cluster.sh"
 UP_TIMEOUT_S = 1800  # a cold `up` builds Kubernetes first
+STALE_AFTER_S = 3600  # a test or bench namespace this old belongs to a session that died
+SETTLE_TIMEOUT_S = 1200  # a bench namespace of 3,000 runs takes minutes to delete
+LEFTOVER_LABELS = ("arclight.dev/test=true", "arclight.dev/bench=true")
 
 
 @dataclass(frozen=True)
@@ -70,10 +75,38 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         started_here = not was_running
     api = config.new_client_from_config(config_file=kubeconfig)
     client.VersionApi(api).get_code(_request_timeout=10)
+    _settle(api)
     yield Cluster(kubeconfig=kubeconfig, mode=_mode(api), api=api)
     api.close()
     if started_here and os.environ.get("ARCLIGHT_CLUSTER_TEARDOWN") == "1":
         _cluster_sh("down", timeout=300)
+
+
+def _settle(api: client.ApiClient) -> None:
+    """Start from a quiet cluster: delete the test and bench namespaces a dead session left
+    (older than an hour) and wait until no namespace is terminating.
+
+    The cluster is shared with earlier sessions; a namespace of thousands of runs still being
+    deleted keeps the garbage collector busy for minutes, and every test that waits for
+    owner-reference cascades would time out behind it.
+    """
+    core = client.CoreV1Api(api)
+    now = datetime.now(UTC)
+    for selector in LEFTOVER_LABELS:
+        for ns in core.list_namespace(label_selector=selector, _request_timeout=30).items:
+            age = (now - ns.metadata.creation_timestamp).total_seconds()
+            if age > STALE_AFTER_S and not ns.metadata.deletion_timestamp:
+                print(f"deleting {ns.metadata.name}, left by an earlier session", file=sys.stderr)
+                core.delete_namespace(ns.metadata.name, _request_timeout=30)
+
+    def terminating() -> list[str]:
+        return [ns.metadata.name for ns in core.list_namespace(_request_timeout=30).items
+                if ns.status.phase == "Terminating"]
+
+    if left := terminating():
+        print(f"waiting for namespaces {left} to finish terminating", file=sys.stderr)
+        wait_until(lambda: not terminating(), SETTLE_TIMEOUT_S, interval=2,
+                   what="earlier sessions' namespaces to finish terminating")
 
 
 @pytest.fixture(autouse=True)

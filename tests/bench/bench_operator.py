@@ -279,7 +279,7 @@ def main() -> int:
             print(f"kept {ns} and {raw_ns} (runs may hold finalizers of the stopped operator)")
         else:
             t0 = time.monotonic()
-            left = load.delete_namespaces(api, [ns, raw_ns], timeout=max(300, args.runs * 0.3))
+            left = load.delete_namespaces(api, [ns, raw_ns], timeout=max(600, args.runs * 0.6))
             print(f"namespaces deleted in {time.monotonic() - t0:.0f} s" if not left else
                   f"TIMEOUT: namespaces {left} still terminating after "
                   f"{time.monotonic() - t0:.0f} s", flush=True)
