@@ -84,12 +84,33 @@ def raw_write_rate(kubeconfig: str, namespace: str, threads: int = 8,
     return sum(counts) / (time.monotonic() - started)
 
 
-def idle_cpu(op: load.Operator, start_at: float, seconds: float = 30) -> float:
-    """Percent of one core the operator used over ``seconds`` from monotonic ``start_at``."""
-    time.sleep(max(0.0, start_at - time.monotonic()))
+def settle(api, ns: str, runs: int, timeout: float = 900) -> float:
+    """Wait until the cluster is done with the burst: every run's trainer pod exists and the
+    scheduler has marked it unschedulable (the job controller and the scheduler work through
+    thousands of Jobs for minutes after the operator is done). Returns the seconds waited."""
+    core, t0 = client.CoreV1Api(api), time.monotonic()
+
+    def unschedulable() -> int:
+        pods = core.list_namespaced_pod(ns, label_selector="app.kubernetes.io/component=trainer",
+                                        _request_timeout=120).items
+        return sum(1 for pod in pods if any(
+            c.type == "PodScheduled" and c.reason == "Unschedulable"
+            for c in (pod.status.conditions or [])))
+    while (done := unschedulable()) < runs and time.monotonic() - t0 < timeout:
+        time.sleep(5)
+    if done < runs:
+        print(f"  the cluster did not settle: {done} of {runs} pods unschedulable after "
+              f"{timeout:.0f} s; the idle figure includes the rest", flush=True)
+    return time.monotonic() - t0
+
+
+def idle_cpu(op: load.Operator, seconds: float = 30) -> tuple[float, float]:
+    """Percent of one core the operator used over ``seconds``, and the passes it ran."""
+    passes0 = sum(op.metric_lines(("arclight_reconcile_total",)).values())
     cpu0, t0 = op.cpu_seconds(), time.monotonic()
     time.sleep(seconds)
-    return 100 * (op.cpu_seconds() - cpu0) / (time.monotonic() - t0)
+    pct = 100 * (op.cpu_seconds() - cpu0) / (time.monotonic() - t0)
+    return pct, sum(op.metric_lines(("arclight_reconcile_total",)).values()) - passes0
 
 
 def run_probes(api, tracker: load.Tracker, namespace: str, count: int) -> dict[str, float]:
@@ -182,7 +203,9 @@ def measure(args: argparse.Namespace, api, kubeconfig: str, op: load.Operator, n
     snaps = {"before": snapshot(api, op)}
     posts = burst(args, api, tracker, ns, fig)
     snaps["done"] = snapshot(api, op)
-    fig["idle_cpu_pct"] = idle_cpu(op, fig["t_last"] + 10)
+    fig["settle_s"] = settle(api, ns, args.runs)
+    time.sleep(max(0.0, fig["t_last"] + 10 - time.monotonic()))
+    fig["idle_cpu_pct"], fig["idle_passes"] = idle_cpu(op)
     snaps["after"] = snapshot(api, op)
     fig.update(write_figures(snaps, posts, args.runs))
     fig.update(cluster_figures(api, ns, fig["writes_server"], fig["writes_operator"], posts))
@@ -245,7 +268,9 @@ def report(fig: dict) -> str:
          f" MB   ratio {r['rss_ratio']:.2f} (of 250 MB) {ok['rss_ratio']}"),
         (f"operator idle CPU       {fig['idle_cpu_pct']:6.1f} % of a core (30 s, "
          f"{fig['runs']} runs live)   ratio {r['idle_cpu_ratio']:.2f} (of 2 %) "
-         f"{ok['idle_cpu_ratio']}; {fig['requests_during_idle']} API requests from the last "
+         f"{ok['idle_cpu_ratio']}; {fig['idle_passes']:.0f} passes in the window, which "
+         f"began once every pod was unschedulable ({fig['settle_s']:.0f} s after the last "
+         f"run was reconciled); {fig['requests_during_idle']} API requests from the last "
          f"reconciled run to the end of the window"),
         "operator's own counters " + ", ".join(
             f"{k}={v:.0f}" for k, v in sorted(fig["operator_metrics"].items()))])

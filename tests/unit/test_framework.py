@@ -1,5 +1,5 @@
 """The framework's pure parts: the coalescing work queue, the child index's write overlay,
-the status merge patch, the desired-hash of children and the removal of kopf's leftovers."""
+the owner-object store, the status merge patch, the desired-hash of children and the removal of kopf's leftovers."""
 from __future__ import annotations
 
 import threading
@@ -9,6 +9,7 @@ import pytest
 from arclight.framework.apply import HASH_ANNOTATION, manifest_hash, merge_diff, with_hash
 from arclight.framework.frame import legacy_cleanup
 from arclight.framework.index import ChildIndex, owner_key, slim
+from arclight.framework.objects import LatestObjects
 from arclight.framework.queue import WorkQueue
 
 pytestmark = pytest.mark.unit
@@ -108,6 +109,22 @@ def test_the_overlay_bridges_the_watch_lag_of_our_own_writes():
     assert set(index.children(OWNER)["ConfigMap"]) == {"r-config"}
     watched[OWNER] = [child("r-config", 11)]
     assert set(index.children(OWNER)["ConfigMap"]) == {"r-config"}
+
+
+def test_the_echo_of_our_own_write_and_older_events_are_not_news():
+    objects = LatestObjects()
+    assert objects.get(OWNER) is None
+    assert objects.observed(OWNER, child("r", 5))  # listed: news
+    objects.wrote(OWNER, child("r", 7))  # our status patch answered with 7
+    assert not objects.observed(OWNER, child("r", 6))  # in flight before our write
+    assert not objects.observed(OWNER, child("r", 7))  # the watch echo of our write
+    assert objects.get(OWNER)["metadata"]["resourceVersion"] == "7"
+    assert objects.observed(OWNER, child("r", 8))  # someone else changed it
+    assert not objects.observed(OWNER, child("r", 8))  # a relisting repeats what we know
+    objects.wrote(OWNER, child("r", 4))  # a late answer never replaces a newer object
+    assert objects.get(OWNER)["metadata"]["resourceVersion"] == "8"
+    objects.forget(OWNER)
+    assert objects.get(OWNER) is None and len(objects) == 0
 
 
 # --- apply's pure parts ------------------------------------------------------------------------

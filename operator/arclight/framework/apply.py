@@ -88,14 +88,15 @@ def apply_children(kube: Kube, index: ChildIndex, owner: OwnerKey, observed: Obs
 
 
 def apply_plan(kube: Kube, index: ChildIndex, kind: Kind[Any], owner: OwnerKey,
-               observed: Observed, plan: Plan, force: bool = False) -> str | None:
-    """Carry out ``plan``; returns the resourceVersion of the object's own last write.
-    ``force`` re-applies unchanged children too (see ``apply_one``)."""
+               observed: Observed, plan: Plan, force: bool = False) -> dict[str, Any] | None:
+    """Carry out ``plan``; returns the API server's answer to the object's own last write
+    (None when the object was not written). ``force`` re-applies unchanged children too
+    (see ``apply_one``)."""
     obj = observed.obj
-    written: str | None = None
+    written: dict[str, Any] | None = None
     if plan.object_patch:
         _count("patch", kind.kind)
-        written = kube.merge_patch(obj, plan.object_patch)["metadata"]["resourceVersion"]
+        written = kube.merge_patch(obj, plan.object_patch)
     apply_children(kube, index, owner, observed, plan.children, plan.prune, force)
     for other in plan.applies:
         seen = next((obj for ref, obj in observed.refs.items()
@@ -105,8 +106,7 @@ def apply_plan(kube: Kube, index: ChildIndex, kind: Kind[Any], owner: OwnerKey,
     diff = merge_diff(old_status, plan.status)
     if diff:
         _count("status", kind.kind)
-        written = kube.merge_patch(obj, {"status": diff}, subresource="status")[
-            "metadata"]["resourceVersion"]
+        written = kube.merge_patch(obj, {"status": diff}, subresource="status")
         for cond in transitions(old_status.get("conditions") or [],
                                 plan.status.get("conditions") or []):
             metrics.TRANSITIONS.labels(kind.kind, cond["type"], cond["status"],

@@ -11,6 +11,7 @@ from arclight.clients.kube import Kube
 from arclight.core.facts import Facts
 from arclight.core.plan import Kind
 from arclight.framework.index import ChildIndex, OwnerKey
+from arclight.framework.objects import LatestObjects
 from arclight.framework.queue import WorkQueue
 from arclight.framework.settings import Settings
 
@@ -42,7 +43,8 @@ class References:
 
 @dataclass
 class OperatorContext:
-    """Settings, the API client, the queue, the child index and the registered kinds."""
+    """Settings, the API client, the queue, the child index, the owner objects and the
+    registered kinds."""
 
     settings: Settings
     kube: Kube
@@ -50,8 +52,8 @@ class OperatorContext:
     queue: WorkQueue[OwnerKey] = field(default_factory=WorkQueue)
     children: ChildIndex = field(default_factory=ChildIndex)
     references: References = field(default_factory=References)
-    #: resourceVersion of the last status/object write per owner (its own echo is ignored).
-    own_writes: dict[OwnerKey, str] = field(default_factory=dict)
+    #: The newest known version of each owner object (watch events and our own writes).
+    objects: LatestObjects = field(default_factory=LatestObjects)
 
     def facts(self) -> Facts:
         """The facts of a pass that starts now."""

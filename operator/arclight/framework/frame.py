@@ -1,7 +1,8 @@
 """The reconcile frame every kind runs in, once.
 
-A worker takes a key from the queue (so one pass per object at a time), reads the object
-fresh (nothing to do once it is gone or being deleted), observes its children (from the
+A worker takes a key from the queue (so one pass per object at a time), takes the newest
+known version of the object (watch or own write; a GET only for a key the watch has not
+delivered; nothing to do once it is gone or being deleted), observes its children (from the
 index) and the objects it references, asks the kind for a pure plan, applies it, and maps
 errors: ``InvalidSpec`` and ``DependencyNotReady`` become the kind's error plan (a
 condition; a Warning only for the former; a requeue for the latter); API errors and bugs are
@@ -72,14 +73,13 @@ def run_pass(ctx: OperatorContext, kind: Kind[Any], key: OwnerKey, trigger: str 
              ) -> float | None:
     """One pass over ``key``; returns the requeue delay the plan asked for. The first pass
     after a start (trigger ``resync``) re-applies every child, repairing drift."""
-    _, namespace, name = key
-    obj = ctx.kube.get(kind.api_version, kind.kind, name, namespace)
+    obj = ctx.objects.get(key) or _read(ctx, kind, key)
     if obj is None:
-        ctx.children.forget(key)
         return None
     cleanup = legacy_cleanup(obj)
     if cleanup:
         obj = ctx.kube.merge_patch(obj, cleanup)
+        ctx.objects.wrote(key, obj)
     if obj["metadata"].get("deletionTimestamp"):
         return None
     observed, plan, outcome = decide(kind, ctx, key, obj)
@@ -87,9 +87,21 @@ def run_pass(ctx: OperatorContext, kind: Kind[Any], key: OwnerKey, trigger: str 
         metrics.RECONCILE_ERRORS.labels(kind.kind, outcome).inc()
     written = apply_plan(ctx.kube, ctx.children, kind, key, observed, plan,
                          force=trigger == "resync")
-    if written:
-        ctx.own_writes[key] = written
+    if written is not None:
+        ctx.objects.wrote(key, written)
     return plan.requeue_after
+
+
+def _read(ctx: OperatorContext, kind: Kind[Any], key: OwnerKey) -> dict[str, Any] | None:
+    """The object from the API server (a key the watch has not delivered, or no longer has:
+    a requeue after its deletion)."""
+    _, namespace, name = key
+    obj = ctx.kube.get(kind.api_version, kind.kind, name, namespace)
+    if obj is None:
+        ctx.children.forget(key)
+    else:
+        ctx.objects.wrote(key, obj)
+    return obj
 
 
 def work(ctx: OperatorContext) -> None:
@@ -109,6 +121,8 @@ def work(ctx: OperatorContext) -> None:
             if exc.status == 403 and "being terminated" in str(exc.body or ""):
                 ctx.queue.forget(key)  # its namespace is going away, and the object with it
                 continue
+            if exc.status == 409:
+                ctx.objects.forget(key)  # the retry reads the object afresh
             delay = ctx.queue.backoff(key)
             log.warning("%s %s/%s: API error %s %s (%s); retrying in %.1fs", kind.kind, key[1],
                         key[2], exc.status, exc.reason, str(exc.body or "")[:300], delay)

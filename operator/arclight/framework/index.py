@@ -54,7 +54,8 @@ def slim(obj: Mapping[str, Any]) -> Obj:
     return result
 
 
-def _version(obj: Mapping[str, Any] | None) -> int:
+def version(obj: Mapping[str, Any] | None) -> int:
+    """An object's resourceVersion as a number (0 when it has none); etcd revisions grow."""
     try:
         return int(((obj or {}).get("metadata") or {}).get("resourceVersion") or 0)
     except ValueError:
@@ -88,10 +89,10 @@ class ChildIndex:
         now = time.monotonic()
         with self._lock:
             overlay = self._overlay.get(owner) or {}
-            for (kind, name), (written, version, obj) in list(overlay.items()):
+            for (kind, name), (written, wanted, obj) in list(overlay.items()):
                 seen = found.get(kind, {}).get(name)
                 caught_up = (obj is None and seen is None) or (
-                    obj is not None and seen is not None and _version(seen) >= version)
+                    obj is not None and seen is not None and version(seen) >= wanted)
                 if caught_up or now - written > OVERLAY_SECONDS:
                     del overlay[(kind, name)]
                 elif obj is None:
@@ -104,7 +105,7 @@ class ChildIndex:
 
     def wrote(self, owner: OwnerKey, obj: Mapping[str, Any]) -> None:
         """Record an object this pass created or applied (the API server's answer)."""
-        self._put(owner, obj["kind"], obj["metadata"]["name"], _version(obj), slim(obj))
+        self._put(owner, obj["kind"], obj["metadata"]["name"], version(obj), slim(obj))
 
     def deleted(self, owner: OwnerKey, kind: str, name: str) -> None:
         """Record a child this pass deleted."""

@@ -81,17 +81,19 @@ def _register_child(child: ChildKind) -> None:
                   labels=OWNED)(_on_child)
 
 
-async def _on_object(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwargs: Any
+async def _on_object(event: kopf.RawEvent, type: str | None, memo: kopf.Memo, **kwargs: Any
                      ) -> None:
-    """The kind's own object changed (or was listed at start): queue a pass."""
+    """The kind's own object changed (or was listed at start): keep it and queue a pass,
+    unless it is the echo of the operator's own write."""
     ctx = context(memo)
     ctx.children.attach(kwargs)
-    meta = body.get("metadata") or {}
-    key = (body["kind"], meta.get("namespace"), meta["name"])
+    raw = event["object"]
+    meta = raw.get("metadata") or {}
+    key = (raw["kind"], meta.get("namespace"), meta["name"])
     if type == "DELETED":
         ctx.children.forget(key)
-        ctx.own_writes.pop(key, None)
-    elif ctx.own_writes.get(key) != meta.get("resourceVersion"):
+        ctx.objects.forget(key)
+    elif ctx.objects.observed(key, raw):
         ctx.queue.add(key, "resync" if type is None else "event")
 
 
