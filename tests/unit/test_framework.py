@@ -100,7 +100,7 @@ def test_children_are_keyed_by_the_owner_labels_and_slimmed():
 def test_the_overlay_bridges_the_watch_lag_of_our_own_writes():
     watched: dict = {}
     index = ChildIndex()
-    index.attach({"arclight_index_configmaps": watched, "unrelated": {}})
+    index.attach({"ConfigMap@ns": watched, "Service@ns": {}})
     index.wrote(OWNER, child("r-config", 10))
     assert index.children(OWNER)["ConfigMap"]["r-config"]["metadata"]["resourceVersion"] == "10"
     watched[OWNER] = [child("r-config", 9)]  # the watch still shows an older version
@@ -124,8 +124,13 @@ def test_the_echo_of_our_own_write_and_older_events_are_not_news():
     assert objects.get(OWNER)["metadata"]["resourceVersion"] == "7"
     assert objects.observed(OWNER, child("r", 8))  # someone else changed it
     assert not objects.observed(OWNER, child("r", 8))  # a relisting repeats what we know
+    heavy = child("r", 9)
+    heavy["metadata"]["managedFields"] = [{"manager": "kubectl"}]
+    assert objects.observed(OWNER, heavy)
+    assert "managedFields" not in objects.get(OWNER)["metadata"]  # kept lean
+    assert "managedFields" in heavy["metadata"]  # the event's own copy is left as it was
     objects.wrote(OWNER, child("r", 4))  # a late answer never replaces a newer object
-    assert objects.get(OWNER)["metadata"]["resourceVersion"] == "8"
+    assert objects.get(OWNER)["metadata"]["resourceVersion"] == "9"
     objects.forget(OWNER)
     assert objects.get(OWNER) is None and len(objects) == 0
 

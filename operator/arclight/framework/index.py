@@ -81,10 +81,6 @@ class ChildIndex:
         """Read children from ``stores`` (by name) from now on."""
         self._indexes.update(stores)
 
-    @property
-    def attached(self) -> bool:
-        return bool(self._indexes)
-
     def children(self, owner: OwnerKey) -> dict[str, dict[str, Obj]]:
         """``{kind: {name: child}}`` of ``owner``, the overlay applied."""
         found: dict[str, dict[str, Obj]] = {}

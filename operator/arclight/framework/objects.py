@@ -31,7 +31,7 @@ class LatestObjects:
             known = self._objects.get(key)
             if known is not None and version(known) >= version(obj):
                 return False  # our own write's echo, a relisting, or older than we know
-            self._objects[key] = dict(obj)
+            self._objects[key] = _lean(obj)
             return True
 
     def wrote(self, key: OwnerKey, obj: Mapping[str, Any]) -> None:
@@ -39,7 +39,7 @@ class LatestObjects:
         with self._lock:
             known = self._objects.get(key)
             if known is None or version(known) <= version(obj):
-                self._objects[key] = dict(obj)
+                self._objects[key] = _lean(obj)
 
     def get(self, key: OwnerKey) -> Obj | None:
         """The newest known version of ``key`` (None when never seen or gone)."""
@@ -54,3 +54,10 @@ class LatestObjects:
     def __len__(self) -> int:
         with self._lock:
             return len(self._objects)
+
+
+def _lean(obj: Mapping[str, Any]) -> Obj:
+    """A shallow copy without ``managedFields`` (most of an object's size; no pass reads it)."""
+    meta = dict(obj.get("metadata") or {})
+    meta.pop("managedFields", None)
+    return {**obj, "metadata": meta}
