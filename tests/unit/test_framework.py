@@ -1,17 +1,14 @@
 """The framework's pure parts: the coalescing work queue, the child index's write overlay,
-the owner-object store, the informer's store, the peering gate, the status merge patch, the desired-hash of children and the removal of kopf's leftovers."""
+the owner-object store, the status merge patch, the desired-hash of children and the removal of kopf's leftovers."""
 from __future__ import annotations
 
-import datetime
 import threading
 import time
 
 import pytest
 from arclight.framework.apply import HASH_ANNOTATION, manifest_hash, merge_diff, with_hash
 from arclight.framework.frame import legacy_cleanup
-from arclight.framework.gate import Gate, paused_by
 from arclight.framework.index import ChildIndex, owner_key, slim
-from arclight.framework.informer import Informer
 from arclight.framework.objects import LatestObjects
 from arclight.framework.queue import WorkQueue
 
@@ -164,78 +161,3 @@ def test_kopf_leftovers_are_removed_once():
         "finalizers": ["other.io/keep"], "resourceVersion": "7",
         "annotations": {"arclight.dev/last-handled-configuration": None}}}
     assert legacy_cleanup({"metadata": {"finalizers": ["other.io/keep"]}}) is None
-
-
-# --- informer store and the gate ---------------------------------------------------------------
-
-def _informer(changes: list) -> Informer:
-    return Informer(None, "v1", "ConfigMap", "ns", {}, keyfn=owner_key, transform=slim,  # type: ignore[arg-type]
-                    on_change=lambda owner, trigger: changes.append((owner, trigger)))
-
-
-def test_the_informer_store_keys_children_by_owner_and_a_relisting_reports_what_changed():
-    changes: list = []
-    informer = _informer(changes)
-    assert informer._replace([child("r-config", 1), child("r-report", 2)]) == {OWNER}
-    assert {c["metadata"]["name"] for c in informer.get(OWNER)} == {"r-config", "r-report"}
-    other = child("s-config", 3)
-    other["metadata"]["labels"]["arclight.dev/owner-name"] = "s"
-    informer._put(other)
-    assert informer.get(("TrainingRun", "ns", "s"))[0]["metadata"]["name"] == "s-config"
-    assert informer._remove(child("r-report", 2)) == OWNER
-    assert [c["metadata"]["name"] for c in informer.get(OWNER)] == ["r-config"]
-    # a relisting after a gap: r-config unchanged, s-config gone, r-new appeared
-    assert informer._replace([child("r-config", 1), child("r-new", 9)]) == {
-        OWNER, ("TrainingRun", "ns", "s")}
-    assert informer._replace([child("r-config", 1), child("r-new", 9)]) == set()
-    unlabelled = {"apiVersion": "v1", "kind": "ConfigMap",
-                  "metadata": {"name": "x", "namespace": "ns", "resourceVersion": "4"}}
-    assert informer._put(unlabelled) is None and informer._remove(unlabelled) is None
-
-
-NOW = datetime.datetime(2026, 12, 1, 12, 0, tzinfo=datetime.UTC)
-
-
-def peer(priority: int, seconds_ago: float, lifetime: int = 60) -> dict:
-    seen = NOW - datetime.timedelta(seconds=seconds_ago)
-    return {"priority": priority, "lastseen": seen.isoformat(), "lifetime": lifetime}
-
-
-def test_peering_pauses_for_a_live_higher_priority_or_an_equal_one_as_kopf_does():
-    assert not paused_by({"me": peer(5, 1)}, 5, NOW)
-    assert paused_by({"me": peer(5, 1), "other": peer(9, 10)}, 5, NOW)
-    assert not paused_by({"me": peer(9, 1), "other": peer(5, 10)}, 9, NOW)
-    assert not paused_by({"me": peer(5, 1), "dead": peer(9, 61)}, 5, NOW)  # its lease ran out
-    assert paused_by({"me": peer(5, 1), "twin": peer(5, 3)}, 5, NOW)
-    assert not paused_by({"me": peer(5, 1), "junk": {"priority": "x"}}, 5, NOW)
-
-
-def test_the_gate_opens_once_every_informer_listed_and_only_while_not_paused():
-    listed = threading.Event()
-    peering = {"status": {"me": peer(5, 1)}}
-    gate = Gate([listed], lambda: [peering], priority=5)
-    assert not gate.check(NOW)  # not listed yet
-    listed.set()
-    assert gate.check(NOW) and gate.wait(0)
-    peering["status"]["other"] = peer(7, 2)
-    assert not gate.check(NOW) and not gate.wait(0)
-    assert gate.check(NOW + datetime.timedelta(seconds=90))  # the other one died
-    assert not Gate([listed], list, priority=5).check(NOW)  # no peering object yet
-    assert Gate([listed]).check(NOW)  # standalone
-
-
-class _Lister:
-    """Answers list_page as the API server does: items without apiVersion and kind."""
-
-    def list_page(self, api_version, kind, namespace, selectors, cont=None):
-        item = child("r-config", 5)
-        del item["apiVersion"], item["kind"]
-        return [item], "42", None
-
-
-def test_a_listing_gives_its_items_their_kind():
-    informer = _informer([])
-    informer.kube = _Lister()  # type: ignore[assignment]
-    assert informer._list() == "42" and informer.synced.is_set()
-    (stored,) = informer.get(OWNER)
-    assert (stored["apiVersion"], stored["kind"]) == ("v1", "ConfigMap")

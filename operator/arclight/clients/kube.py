@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -29,7 +29,6 @@ FIELD_MANAGER = "arclight"
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 COMPONENT = "arclight-operator"
-Items = list[dict[str, Any]]  # (``list`` is also a method name in Kube)
 
 
 def load_config(pool_size: int = 32) -> client.ApiClient:
@@ -87,27 +86,22 @@ class Kube:
             path += f"/{subresource}"
         return path
 
-    def _send(self, method: str, path: str, body: Any, content_type: str,
-              query: Mapping[str, str] | None, timeout: float | tuple[float, float]) -> Any:
+    def request(self, method: str, path: str, body: Any = None,
+                content_type: str = "application/json",
+                query: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """One API call; the decoded JSON answer. Raises ApiException on a non-2xx status."""
         url = path + ("?" + urlencode(dict(query)) if query else "")
         _, full_url, headers, _, _ = self.api.param_serialize(
             method, url, header_params={"Content-Type": content_type,
                                         "Accept": "application/json"},
             auth_settings=["BearerToken"])
         response = self.api.call_api(method, full_url, header_params=headers, body=body,
-                                     _request_timeout=timeout)
+                                     _request_timeout=30)
+        data = response.read()
         if not 200 <= response.status < 300:
-            data = response.read()
             exc = ApiException(status=response.status, reason=response.reason)
             exc.body = data.decode(errors="replace") if data else ""
             raise exc
-        return response
-
-    def request(self, method: str, path: str, body: Any = None,
-                content_type: str = "application/json",
-                query: Mapping[str, str] | None = None) -> dict[str, Any]:
-        """One API call; the decoded JSON answer. Raises ApiException on a non-2xx status."""
-        data = self._send(method, path, body, content_type, query, 30).read()
         return json.loads(data) if data else {}
 
     # --- reads ---------------------------------------------------------------------------
@@ -130,38 +124,6 @@ class Kube:
                  } if labels else None
         answer = self.request("GET", self.path(api_version, kind, namespace), query=query)
         return list(answer.get("items") or [])
-
-    def list_page(self, api_version: str, kind: str, namespace: str | None,
-                  selectors: Mapping[str, str], limit: int = 500,
-                  cont: str | None = None) -> tuple[Items, str, str | None]:
-        """One page of a list (``selectors``: labelSelector / fieldSelector): the items,
-        the list's resourceVersion and the continue token (None on the last page)."""
-        query = {**selectors, "limit": str(limit), **({"continue": cont} if cont else {})}
-        answer = self.request("GET", self.path(api_version, kind, namespace), query=query)
-        meta = answer.get("metadata") or {}
-        return list(answer.get("items") or []), meta.get("resourceVersion", ""), \
-            meta.get("continue") or None
-
-    def watch(self, api_version: str, kind: str, namespace: str | None,
-              selectors: Mapping[str, str], resource_version: str, timeout_s: int = 300
-              ) -> Iterator[dict[str, Any]]:
-        """The watch events (``{"type", "object"}``) after ``resource_version``, until the
-        server ends the stream (after ``timeout_s``). Bookmarks are asked for."""
-        query = {**selectors, "watch": "true", "resourceVersion": resource_version,
-                 "allowWatchBookmarks": "true", "timeoutSeconds": str(timeout_s)}
-        response = self._send("GET", self.path(api_version, kind, namespace), None,
-                              "application/json", query, (10, timeout_s + 30))
-        stream = response.response
-        try:
-            pending = b""
-            for chunk in stream.stream(amt=None, decode_content=True):
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    if line.strip():
-                        yield json.loads(line)
-        finally:
-            stream.release_conn()
 
     # --- writes --------------------------------------------------------------------------
 

@@ -10,7 +10,6 @@ from arclight.clients import discovery
 from arclight.clients.kube import Kube
 from arclight.core.facts import Facts
 from arclight.core.plan import Kind
-from arclight.framework.gate import Gate
 from arclight.framework.index import ChildIndex, OwnerKey
 from arclight.framework.objects import LatestObjects
 from arclight.framework.queue import WorkQueue
@@ -55,10 +54,6 @@ class OperatorContext:
     references: References = field(default_factory=References)
     #: The newest known version of each owner object (watch events and our own writes).
     objects: LatestObjects = field(default_factory=LatestObjects)
-    #: Open once the informers have listed and while peering lets this replica act.
-    gate: Gate = field(default_factory=lambda: Gate(()))
-    #: Set at shutdown: the informers and the gate's thread end.
-    stopped: threading.Event = field(default_factory=threading.Event)
 
     def facts(self) -> Facts:
         """The facts of a pass that starts now."""

@@ -1,9 +1,8 @@
 """The reconcile frame every kind runs in, once.
 
-A worker takes a key from the queue (so one pass per object at a time), waits for the gate
-(informers listed, peering not paused), takes the newest known version of the object (from
-the kind's watch or its own last write; a GET only when retrying after a conflict; nothing
-to do when the watch has not delivered it, or once it is gone or being deleted), observes its children (from the
+A worker takes a key from the queue (so one pass per object at a time), takes the newest
+known version of the object (watch or own write; a GET only for a key the watch has not
+delivered; nothing to do once it is gone or being deleted), observes its children (from the
 index) and the objects it references, asks the kind for a pure plan, applies it, and maps
 errors: ``InvalidSpec`` and ``DependencyNotReady`` become the kind's error plan (a
 condition; a Warning only for the former; a requeue for the latter); API errors and bugs are
@@ -74,10 +73,8 @@ def run_pass(ctx: OperatorContext, kind: Kind[Any], key: OwnerKey, trigger: str 
              ) -> float | None:
     """One pass over ``key``; returns the requeue delay the plan asked for. The first pass
     after a start (trigger ``resync``) re-applies every child, repairing drift."""
-    obj = ctx.objects.get(key)
-    if obj is None and trigger == "retry":
-        obj = _read(ctx, kind, key)  # after a conflict: read it afresh
-    if obj is None:  # gone, or not (yet) delivered by the kind's watch: nothing to do
+    obj = ctx.objects.get(key) or _read(ctx, kind, key)
+    if obj is None:
         return None
     cleanup = legacy_cleanup(obj)
     if cleanup:
@@ -96,7 +93,8 @@ def run_pass(ctx: OperatorContext, kind: Kind[Any], key: OwnerKey, trigger: str 
 
 
 def _read(ctx: OperatorContext, kind: Kind[Any], key: OwnerKey) -> dict[str, Any] | None:
-    """The object from the API server."""
+    """The object from the API server (a key the watch has not delivered, or no longer has:
+    a requeue after its deletion)."""
     _, namespace, name = key
     obj = ctx.kube.get(kind.api_version, kind.kind, name, namespace)
     if obj is None:
@@ -110,7 +108,6 @@ def work(ctx: OperatorContext) -> None:
     """A worker: take keys until the queue closes; never lets an error escape."""
     while (item := ctx.queue.get()) is not None:
         key, trigger = item
-        ctx.gate.wait()  # the informers have listed; peering lets this replica act
         kind = ctx.kinds[key[0]]
         metrics.RECONCILES.labels(kind.kind, trigger).inc()
         started = time.monotonic()

@@ -1,10 +1,10 @@
-"""Children by owner: the informers' stores, plus the pass's own writes.
+"""Children by owner: kopf indexes fed by the watch streams, plus the pass's own writes.
 
-Every owned child carries the owner labels; an informer per child resource keys a slim copy
-of it by ``(owner kind, owner namespace, owner name)``. The workers start no pass before
-every informer has its initial listing, so a restarted operator never mistakes "not listed
-yet" for "missing". The watch lags behind the operator's own writes by a few milliseconds;
-the overlay of recent writes (and deletions) bridges that gap so that the next pass neither
+Every owned child carries the owner labels; a kopf index per child resource keys a slim copy
+of it by ``(owner kind, owner namespace, owner name)``. kopf starts no handler before every
+index has its initial listing, so a restarted operator never mistakes "not listed yet" for
+"missing". The watch lags behind the operator's own writes by a few milliseconds; the
+overlay of recent writes (and deletions) bridges that gap so that the next pass neither
 re-applies nor re-creates what it has just written.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Collection, Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from arclight.core.names import OWNER_KIND_LABEL, OWNER_NAME_LABEL
 
@@ -62,24 +62,19 @@ def version(obj: Mapping[str, Any] | None) -> int:
         return 0
 
 
-class Store(Protocol):
-    """What the index reads from an informer: the children of an owner."""
-
-    def get(self, owner: OwnerKey) -> Iterable[Obj]: ...
-
-
 class ChildIndex:
-    """Read side of the informers' stores (one per child resource and namespace) with the
-    write overlay."""
+    """Read side of the kopf indexes (one per child resource) with the write overlay."""
 
     def __init__(self) -> None:
-        self._indexes: dict[str, Store] = {}
+        self._indexes: dict[str, Mapping[OwnerKey, Iterable[Obj]]] = {}
         self._overlay: dict[OwnerKey, dict[tuple[str, str], tuple[float, int, Obj | None]]] = {}
         self._lock = threading.Lock()
 
-    def attach(self, stores: Mapping[str, Store]) -> None:
-        """Read children from ``stores`` (by name) from now on."""
-        self._indexes.update(stores)
+    def attach(self, indexes: Mapping[str, Any]) -> None:
+        """Take the kopf ``Index`` objects (handler kwargs named ``arclight_index_*``)."""
+        for name, index in indexes.items():
+            if name.startswith("arclight_index_") and name not in self._indexes:
+                self._indexes[name] = index
 
     def children(self, owner: OwnerKey) -> dict[str, dict[str, Obj]]:
         """``{kind: {name: child}}`` of ``owner``, the overlay applied."""
@@ -123,6 +118,12 @@ class ChildIndex:
             self._overlay.pop(owner, None)
 
 
-def _read(index: Store, owner: OwnerKey) -> list[Obj]:
-    """The store's children of ``owner``."""
-    return list(index.get(owner) or [])
+def _read(index: Mapping[OwnerKey, Iterable[Obj]], owner: OwnerKey) -> list[Obj]:
+    """The index's values for ``owner`` (retried if kopf changes them while we copy)."""
+    for _ in range(5):
+        try:
+            store = index.get(owner)
+            return list(store) if store is not None else []
+        except RuntimeError:  # changed size during iteration (kopf writes on its loop)
+            continue
+    return []

@@ -15,14 +15,11 @@ import kopf
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from arclight.clients import discovery
 from arclight.clients.kube import Kube, load_config
 from arclight.framework import settings as arclight_settings
 from arclight.framework.context import MEMO_KEY, OperatorContext
 from arclight.framework.frame import start_workers
-from arclight.framework.gate import Gate
-from arclight.framework.informer import Informer
-from arclight.framework.wiring import KINDS, build_informers
+from arclight.framework.wiring import KINDS
 
 PREFIX = "arclight.dev"
 log = logging.getLogger(__name__)
@@ -88,7 +85,6 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     if not settings.peering.standalone:
         ensure_peering(kube, settings.peering.name, config.watch_namespaces)
     ctx = OperatorContext(settings=config, kube=kube, kinds=KINDS)
-    start_watching(ctx, settings)
     start_workers(ctx, config.workers)
     memo["http"] = await serve_http(memo, config.metrics_port)
     memo[MEMO_KEY] = ctx
@@ -96,44 +92,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
              config.workers, ", ".join(sorted(KINDS)), config.trainer_image, config.metrics_port)
 
 
-def start_watching(ctx: OperatorContext, settings: kopf.OperatorSettings) -> None:
-    """Start the child informers (their own connection pool: a watch holds a connection)
-    and the gate the workers wait for; with peering, also informers on the peering objects,
-    whose keep-alives decide whether this replica acts."""
-    namespaces = ctx.settings.watch_namespaces
-    watch_kube = Kube(load_config(pool_size=4 + 16 * max(1, len(namespaces))))
-    informers = build_informers(ctx, watch_kube, namespaces,
-                                discovery.server_groups(ctx.kube.api))
-    peerings = None
-    if not settings.peering.standalone:
-        peer_informers = peering_informers(watch_kube, settings.peering.name, namespaces)
-        informers += peer_informers
-        peerings = lambda: [obj for i in peer_informers for obj in i.get(PEERING_KEY)]
-    for informer in informers:
-        informer.start(ctx.stopped)
-    ctx.gate = Gate([i.synced for i in informers], peerings,
-                    settings.peering.priority).start(ctx.stopped)
-
-
-PEERING_KEY = ("peering",)
-
-
-def peering_informers(kube: Kube, name: str, namespaces: tuple[str, ...]) -> list[Informer]:
-    """Informers on the peering object(s) of ``name`` (a KopfPeering per watched namespace,
-    else the ClusterKopfPeering), kept whole (their status is the peers' keep-alives)."""
-    kind = "KopfPeering" if namespaces else "ClusterKopfPeering"
-    return [Informer(kube, "kopf.dev/v1", kind, namespace,
-                     {"fieldSelector": f"metadata.name={name}"}, keyfn=lambda _: PEERING_KEY,
-                     transform=dict, on_change=lambda *_: None)
-            for namespace in (namespaces or (None,))]
-
-
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    """Stop the workers, the informers and the HTTP server."""
+    """Stop the workers and the HTTP server."""
     ctx = memo.pop(MEMO_KEY, None)
     if isinstance(ctx, OperatorContext):
-        ctx.stopped.set()
         ctx.queue.close()
     if memo.get("http") is not None:
         await memo["http"].cleanup()

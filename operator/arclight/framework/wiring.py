@@ -1,32 +1,25 @@
-"""Wiring, generated from a kind's registration: watches feed the work queue.
+"""kopf wiring, generated from a kind's registration: watches feed the work queue.
 
-Per kind: a kopf event handler on the kind itself (keep the object, queue its key, unless
-the event is the echo of the operator's own write); per referenced resource: a kopf event
-handler queuing the objects that read it. Children are watched by the frame's own informers
-(``framework/informer.py``: server-side label selectors, one cheap update per event), built
-at startup for every child resource, in each watched namespace or cluster-wide. kopf then
-writes nothing on the objects (no annotations, no finalizers) and there are no per-object
-timers; time-based work is a queue requeue.
+Per kind: an event handler on the kind itself (queue its key, unless the event is the echo
+of the operator's own status write); per child resource: a kopf index keyed by owner and an
+event handler queuing the owner; per referenced resource: queue the objects that read it.
+Only event handlers and indexes: kopf then writes nothing on the objects (no annotations,
+no finalizers) and there are no per-object timers; time-based work is a queue requeue.
 """
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import kopf
 
-from arclight.clients.kube import Kube
 from arclight.core.names import OWNER_KIND_LABEL
 from arclight.core.plan import ChildKind, Kind
-from arclight.framework.context import OperatorContext, context
-from arclight.framework.index import OwnerKey, owner_key, slim
-from arclight.framework.informer import Informer
+from arclight.framework.context import context
+from arclight.framework.index import owner_key, slim
 
-log = logging.getLogger(__name__)
 KINDS: dict[str, Kind[Any]] = {}
-CHILD_KINDS: list[ChildKind] = []  # every child resource of the registered kinds, once
 _watched: set[tuple[str, str, str]] = set()  # (role, group, plural) already wired
+OWNED = {OWNER_KIND_LABEL: kopf.PRESENT}
 
 
 def _selector(resource: ChildKind) -> dict[str, Any]:
@@ -34,6 +27,11 @@ def _selector(resource: ChildKind) -> dict[str, Any]:
     if resource.version:
         selector["version"] = resource.version
     return selector
+
+
+def _index_id(resource: ChildKind) -> str:
+    return "arclight_index_" + "_".join(
+        part for part in (resource.plural, resource.group.replace(".", "_")) if part)
 
 
 def _queue_readers(ctx: Any, kind: str, namespace: str | None, name: str) -> None:
@@ -71,42 +69,24 @@ def _first(role: str, resource: ChildKind) -> bool:
 
 
 def _register_child(child: ChildKind) -> None:
-    if _first("child", child):
-        CHILD_KINDS.append(child)
+    if not _first("child", child):
+        return
+
+    def index(body: kopf.Body, **_: Any) -> dict[Any, Any] | None:
+        owner = owner_key(body, cluster_scoped())
+        return {owner: slim(body)} if owner else None
+
+    kopf.index(**_selector(child), id=_index_id(child), labels=OWNED)(index)
+    kopf.on.event(**_selector(child), id=f"arclight_child_{_index_id(child)}",
+                  labels=OWNED)(_on_child)
 
 
-def build_informers(ctx: OperatorContext, kube: Kube, namespaces: Sequence[str],
-                    served: Mapping[str, list[str]]) -> list[Informer]:
-    """An informer per child resource and watched namespace (``()``: cluster-wide), reading
-    through ``kube``, attached to the child index and queuing owners; ``served`` is discovery's
-    ``{group: versions}``, which picks the version of a child registered without one. A
-    resource the cluster does not serve is skipped (logged)."""
-    informers = []
-    scoped = cluster_scoped()
-
-    def changed(owner: OwnerKey, trigger: str) -> None:
-        if owner[0] in KINDS:
-            ctx.queue.add(owner, trigger)
-    for child in CHILD_KINDS:
-        version = child.version or next(iter(served.get(child.group) or []), "")
-        if not version:
-            log.info("%s (%s) is not served: not watched", child.plural, child.group)
-            continue
-        api_version = f"{child.group}/{version}" if child.group else version
-        for namespace in namespaces or (None,):
-            informers.append(Informer(
-                kube, api_version, child.kind, namespace, {"labelSelector": OWNER_KIND_LABEL},
-                keyfn=lambda obj: owner_key(obj, scoped), transform=slim, on_change=changed,
-                trigger=child.plural))
-    ctx.children.attach({i.name: i for i in informers})
-    return informers
-
-
-async def _on_object(event: kopf.RawEvent, type: str | None, memo: kopf.Memo, **_: Any
+async def _on_object(event: kopf.RawEvent, type: str | None, memo: kopf.Memo, **kwargs: Any
                      ) -> None:
     """The kind's own object changed (or was listed at start): keep it and queue a pass,
     unless it is the echo of the operator's own write."""
     ctx = context(memo)
+    ctx.children.attach(kwargs)
     raw = event["object"]
     meta = raw.get("metadata") or {}
     key = (raw["kind"], meta.get("namespace"), meta["name"])
@@ -115,6 +95,16 @@ async def _on_object(event: kopf.RawEvent, type: str | None, memo: kopf.Memo, **
         ctx.objects.forget(key)
     elif ctx.objects.observed(key, raw):
         ctx.queue.add(key, "resync" if type is None else "event")
+
+
+async def _on_child(body: kopf.Body, type: str | None, memo: kopf.Memo,
+                    resource: kopf.Resource, **kwargs: Any) -> None:
+    """A child changed (or was listed at start): queue its owner."""
+    ctx = context(memo)
+    ctx.children.attach(kwargs)
+    owner = owner_key(body, cluster_scoped())
+    if owner is not None and owner[0] in KINDS:
+        ctx.queue.add(owner, "resync" if type is None else resource.plural)
 
 
 async def _on_referenced(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
