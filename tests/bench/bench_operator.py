@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import operator_load as load
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from replay import replay_rate
 
 TARGETS = {"throughput_ratio": (">=", 0.5), "writes_ratio": ("<=", 1.2),
            "writes_ratio_operator": ("<=", 1.2),
@@ -46,6 +47,9 @@ def parse_args() -> argparse.Namespace:
                    "burst is reconciled (default 20, 0.5 s apart)")
     p.add_argument("--timeout", type=float, default=1800,
                    help="seconds to wait for the burst to be fully reconciled (default 1800)")
+    p.add_argument("--replay", type=int, default=300, help="runs whose writes a plain client "
+                   "replays before the burst, the ceiling any operator could reach (replay.py; "
+                   "default 300, 0 to skip)")
     p.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
     return p.parse_args()
 
@@ -199,6 +203,12 @@ def measure(args: argparse.Namespace, api, kubeconfig: str, op: load.Operator, n
     fig["raw_writes_per_s"] = raw_write_rate(kubeconfig, raw_ns)
     print(f"raw write rate (8 threads, ConfigMaps): {fig['raw_writes_per_s']:.1f} objects/s",
           flush=True)
+    if args.replay:
+        fig["replay_runs"] = min(args.replay, args.runs)
+        fig["replay_runs_per_s"] = replay_rate(kubeconfig, raw_ns, fig["replay_runs"])
+        print(f"same writes, plain client: {fig['replay_runs_per_s']:.1f} runs/s; waiting for "
+              f"the cluster to settle", flush=True)
+        settle(api, raw_ns, fig["replay_runs"])
     tracker = load.Tracker(api, ns).start()
     snaps = {"before": snapshot(api, op)}
     posts = burst(args, api, tracker, ns, fig)
@@ -242,6 +252,10 @@ def report(fig: dict) -> str:
          f"{fig['reconcile_span_s']:.1f} s (the creates took {fig['create_burst_s']:.1f} s)"),
         (f"throughput              {fig['runs_per_s']:8.2f} runs/s   ratio "
          f"{r['throughput_ratio']:.3f} (target >= 0.5) {ok['throughput_ratio']}"),
+        *([(f"  the same writes sent by a plain client (replay.py, {fig['replay_runs']} runs, "
+           f"8 threads, no watch): {fig['replay_runs_per_s']:.2f} runs/s; the operator reaches "
+           f"{fig['runs_per_s'] / fig['replay_runs_per_s']:.2f} of it")]
+          if "replay_runs_per_s" in fig else []),
         (f"create-to-Job (burst)   p50 {ms(b['p50_s'])}  p99 {ms(b['p99_s'])}  "
          f"({b['jobs_seen']}/{b['created']} Jobs)"),
         (f"create-to-Job (probes)  p50 {ms(p['p50_s'])}  p99 {ms(p['p99_s'])}  ({p['jobs_seen']}/"

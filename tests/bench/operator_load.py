@@ -100,7 +100,8 @@ class Operator:
                # hook/ counts the process's own API requests (sitecustomize)
                "PYTHONPATH": os.pathsep.join(str(p) for p in (
                    HOOK, src / "operator", src / "trainer-image", src)),
-               "ARCLIGHT_BENCH_COUNTS": str(self.counts_path)}
+               "ARCLIGHT_BENCH_COUNTS": str(self.counts_path),
+               "ARCLIGHT_WATCH_NAMESPACES": self.namespace}
         env.pop("ARCLIGHT_RESYNC_SECONDS", None)
         if self.workers:
             env["ARCLIGHT_WORKERS"] = str(self.workers)

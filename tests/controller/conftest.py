@@ -79,6 +79,7 @@ class OperatorProcess:
                "ARCLIGHT_METRICS_PORT": str(self.metrics_port),
                "ARCLIGHT_TRAINER_IMAGE": "docker.io/arclight/trainer:test",
                "PYTHONPATH": os.pathsep.join([str(OPERATOR_SRC), str(OPERATOR_SRC / "operator")]),
+               "ARCLIGHT_WATCH_NAMESPACES": ",".join(self.namespaces),
                **self.extra_env}
         scope = ([arg for ns in self.namespaces for arg in ("--namespace", ns)]
                  if self.namespaces else ["--all-namespaces"])

@@ -7,7 +7,7 @@ import time
 
 import pytest
 from arclight.framework.apply import HASH_ANNOTATION, manifest_hash, merge_diff, with_hash
-from arclight.framework.frame import legacy_cleanup
+from arclight.framework.frame import changed_meanwhile, legacy_cleanup
 from arclight.framework.index import ChildIndex, owner_key, slim
 from arclight.framework.objects import LatestObjects
 from arclight.framework.queue import WorkQueue
@@ -97,7 +97,7 @@ def test_children_are_keyed_by_the_owner_labels_and_slimmed():
 def test_the_overlay_bridges_the_watch_lag_of_our_own_writes():
     watched: dict = {}
     index = ChildIndex()
-    index.attach({"ConfigMap@ns": watched, "Service@ns": {}})
+    index.attach({"arclight_index_configmaps": watched, "unrelated": {}})
     index.wrote(OWNER, child("r-config", 10))
     assert index.children(OWNER)["ConfigMap"]["r-config"]["metadata"]["resourceVersion"] == "10"
     watched[OWNER] = [child("r-config", 9)]  # the watch still shows an older version
@@ -161,3 +161,14 @@ def test_kopf_leftovers_are_removed_once():
         "finalizers": ["other.io/keep"], "resourceVersion": "7",
         "annotations": {"arclight.dev/last-handled-configuration": None}}}
     assert legacy_cleanup({"metadata": {"finalizers": ["other.io/keep"]}}) is None
+
+
+def test_a_change_shown_only_by_the_answer_to_our_write_queues_another_pass():
+    planned = child("r", 5)
+    planned["metadata"]["generation"] = 1
+    answer = {**planned, "metadata": {**planned["metadata"], "resourceVersion": "7"}}
+    assert not changed_meanwhile(planned, answer)  # only our status moved on
+    answer["metadata"]["generation"] = 2  # the user's spec edit landed before our write
+    assert changed_meanwhile(planned, answer)
+    relabelled = {**planned, "metadata": {**planned["metadata"], "labels": {"a": "b"}}}
+    assert changed_meanwhile(planned, relabelled)

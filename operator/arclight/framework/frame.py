@@ -89,7 +89,18 @@ def run_pass(ctx: OperatorContext, kind: Kind[Any], key: OwnerKey, trigger: str 
                          force=trigger == "resync")
     if written is not None:
         ctx.objects.wrote(key, written)
+        if changed_meanwhile(obj, written):
+            ctx.queue.add(key, "event")
     return plan.requeue_after
+
+
+def changed_meanwhile(planned: dict[str, Any], written: dict[str, Any]) -> bool:
+    """Whether the answer to the pass's own write shows a change the pass did not plan with
+    (a new generation, labels or annotations). The watch event of that change is then older
+    than what is known and queues nothing, so the frame queues the next pass itself."""
+    old, new = planned["metadata"], written["metadata"]
+    return any(old.get(field) != new.get(field)
+               for field in ("generation", "labels", "annotations"))
 
 
 def _read(ctx: OperatorContext, kind: Kind[Any], key: OwnerKey) -> dict[str, Any] | None:
