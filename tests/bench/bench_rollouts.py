@@ -1,8 +1,17 @@
-"""Rollouts/s and samples/s of the CPU loop through Agent Lightning vs a bare loop.
+"""Rollout throughput through the Agent Lightning gateway against a bare in-process loop.
 
-The gateway path: policy server + agl-server + agl-controller, one agent subprocess per
-rollout (math-solver). The bare path: the same model, prompts and batch generated
-in-process with no gateway and no subprocesses. Run: `python tests/bench/bench_rollouts.py`.
+All three paths run the same math-solver episodes (multi-turn, calculator tool, reward) on
+the same model object and the same micro-batching policy server, in one run:
+
+- bare: the episodes run in threads of this process, their model calls go straight to the
+  batcher (no HTTP, no gateway, no subprocesses): the ceiling;
+- fork: agl-server (gateway + store) with Arclight's forking runners (the trainer's path);
+- agl-controller: agl-server with Agent Lightning's own local runner (a new interpreter per
+  rollout): the path the trainer used before.
+
+Prints rollouts/s and generated tokens/s of each, and each gateway path's ratio to bare (the
+target for the trainer's path is at least 0.95). Run: `python tests/bench/bench_rollouts.py
+[--rounds N]`; sizes: ARCLIGHT_BENCH_BATCH, _GROUP, _TOKENS.
 """
 
 from __future__ import annotations
@@ -11,19 +20,25 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import argparse
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "trainer-image"))
 
-BATCH, GROUP, MAX_TOKENS, ROUNDS = 4, 2, 24, 2
+BATCH = int(os.environ.get("ARCLIGHT_BENCH_BATCH", "4"))
+GROUP = int(os.environ.get("ARCLIGHT_BENCH_GROUP", "4"))
+MAX_TOKENS = int(os.environ.get("ARCLIGHT_BENCH_TOKENS", "32"))
+PATHS = ("bare", "fork", "agl-controller")
 
 
-def measure() -> dict:
+def measure(rounds: int = 2) -> dict[str, dict[str, float]]:
+    """{path: {rollouts_per_s, tokens_per_s, seconds}} over `rounds` steps of each path."""
     from arclight_trainer.datasets import load_dataset
     from arclight_trainer.modeling import load_base
     from arclight_trainer.policy_server import PolicyServer
@@ -33,54 +48,73 @@ def measure() -> dict:
 
     template = get_template("math-solver")
     items = load_dataset("sample://math-solver", template=template).items[:BATCH]
+    tasks = [Task(f"i{i}", item) for i, item in enumerate(items) for _ in range(GROUP)]
     model, tokenizer = load_base("smollm2-135m-instruct")
-    server = PolicyServer(model, tokenizer, model_name="policy")
+    server = PolicyServer(model, tokenizer, model_name="policy", max_batch=len(tasks))
     server.start()
-    try:
+
+    def bare_step() -> int:
+        def one(task: Task) -> float:
+            episode = template.run_episode(task.item, server.chat, max_tokens=MAX_TOKENS,
+                                           temperature=1.0)
+            return template.score(task.item, episode, template.default_reward).total
+
+        with ThreadPoolExecutor(len(tasks)) as pool:
+            return len(list(pool.map(one, tasks)))
+
+    def gateway_steps(runner: str) -> tuple[int, float]:
         with tempfile.TemporaryDirectory() as tmp, AglTopology(
                 Path(tmp), policy_url=server.base_url, train_temperature=1.0,
-                concurrency=BATCH * GROUP) as topology, topology.client() as api:
+                concurrency=len(tasks), workers=2, runner=runner) as topology, \
+                topology.client() as api:
             client = RolloutClient(api, template=template.name,
                                    components=template.default_reward, max_tokens=MAX_TOKENS,
-                                   temperature=1.0, timeout_s=120)
-            tokens = server.generated_tokens
-            start = time.monotonic()
-            rollouts = 0
-            for r in range(ROUNDS):
-                results = client.run([Task(f"b{r}-{i}", it) for i, it in enumerate(items)
-                                      for _ in range(GROUP)], train=True)
-                rollouts += sum(1 for x in results if x.reward is not None)
-            gateway_s = time.monotonic() - start
-            gateway_tokens = server.generated_tokens - tokens
-        prompts = [server.encode([{"role": "system", "content": template.system_prompt},
-                                  {"role": "user", "content": template.prompt(it)}])
-                   for it in items for _ in range(GROUP)]
-        start = time.monotonic()
-        for _ in range(ROUNDS):
-            server.generate(prompts, MAX_TOKENS, 1.0)
-        bare_s = time.monotonic() - start
+                                   temperature=1.0, timeout_s=300)
+            client.run(tasks[:2], train=True)  # warm: processes started, first fork done
+            start, tokens, done = time.monotonic(), server.generated_tokens, 0
+            for _ in range(rounds):
+                done += sum(1 for r in client.run(tasks, train=True) if r.reward is not None)
+            return done, start, tokens
+
+    figures: dict[str, dict[str, float]] = {}
+    try:
+        bare_step()  # warm the model and the batcher
+        for path in PATHS:
+            if path == "bare":
+                start, tokens = time.monotonic(), server.generated_tokens
+                done = sum(bare_step() for _ in range(rounds))
+            else:
+                done, start, tokens = gateway_steps(path)
+            seconds = time.monotonic() - start
+            figures[path] = {"rollouts_per_s": done / seconds, "seconds": seconds,
+                             "tokens_per_s": (server.generated_tokens - tokens) / seconds}
     finally:
         server.stop()
-    n = BATCH * GROUP * ROUNDS
-    return {"gateway_rollouts_per_s": rollouts / gateway_s, "gateway_tokens": gateway_tokens,
-            "gateway_samples_per_s": n / gateway_s, "bare_samples_per_s": n / bare_s,
-            "overhead_ratio": gateway_s / bare_s}
+    return figures
 
 
-def report(figures: dict) -> str:
-    return (f"gateway: {figures['gateway_rollouts_per_s']:.2f} rollouts/s, "
-            f"{figures['gateway_samples_per_s']:.2f} samples/s | bare: "
-            f"{figures['bare_samples_per_s']:.2f} samples/s | overhead x"
-            f"{figures['overhead_ratio']:.2f} (batch {BATCH} x group {GROUP}, "
-            f"{MAX_TOKENS} tokens, {ROUNDS} rounds)")
+def report(figures: dict[str, dict[str, float]]) -> str:
+    bare = figures["bare"]
+    header = (f"rollouts of math-solver, {BATCH} items x {GROUP} samples per step, "
+              f"{MAX_TOKENS} tokens per turn:")
+    lines = [header]
+    for path, f in figures.items():
+        ratio = "" if path == "bare" else (
+            f"  ratio to bare: {f['rollouts_per_s'] / bare['rollouts_per_s']:.2f} (rollouts), "
+            f"{f['tokens_per_s'] / bare['tokens_per_s']:.2f} (tokens)")
+        lines.append(f"  {path:15s} {f['rollouts_per_s']:6.2f} rollouts/s "
+                     f"{f['tokens_per_s']:7.1f} tokens/s ({f['seconds']:.1f} s){ratio}")
+    return "\n".join(lines)
 
 
 @pytest.mark.bench
 def test_bench_rollouts():
     figures = measure()
     print(report(figures))
-    assert figures["gateway_rollouts_per_s"] > 0 and figures["bare_samples_per_s"] > 0
+    assert all(f["rollouts_per_s"] > 0 for f in figures.values())
 
 
 if __name__ == "__main__":
-    print(report(measure()))
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=2)
+    print(report(measure(parser.parse_args().rounds)))

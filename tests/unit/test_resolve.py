@@ -67,7 +67,7 @@ def test_auto_everything_on_cpu():
             "temperature": "1.0",
         },
         "resources": {"gpu": {"type": "none", "count": 0}, "cpu": "1", "memory": "4Gi", "nodes": 1},
-        "rollouts": {"workers": 2, "concurrency": 4, "timeoutSeconds": 120},
+        "rollouts": {"workers": 2, "concurrency": 8, "timeoutSeconds": 120, "retries": 1},
         "checkpoint": {"everySteps": 10, "keep": 2, "dir": "/artifacts/team-a/demo"},
     }
     assert config["run"] == {"name": "demo", "namespace": "team-a", "uid": "uid-1", "attempt": 1}
@@ -102,7 +102,7 @@ def test_explicit_values_are_kept():
         },
         "reward": {"components": [{"name": "taskSuccess", "weight": "1", "params": {"k": 1}}]},
         "resources": {"cpu": "3", "memory": "6Gi"},
-        "rollouts": {"workers": 3, "concurrency": 5, "timeoutSeconds": 60},
+        "rollouts": {"workers": 3, "concurrency": 5, "timeoutSeconds": 60, "retries": 3},
         "checkpoint": {"everySteps": 5, "keep": 4, "uri": "pvc://checkpoints/exp-1"},
     }
     resolved, typed = _resolve(spec)
@@ -136,7 +136,7 @@ def test_explicit_values_are_kept():
         "memory": "6Gi",
         "nodes": 1,
     }
-    assert resolved["rollouts"] == {"workers": 3, "concurrency": 5, "timeoutSeconds": 60}
+    assert resolved["rollouts"] == {"workers": 3, "concurrency": 5, "timeoutSeconds": 60, "retries": 3}
     assert resolved["checkpoint"] == {"everySteps": 5, "keep": 4, "dir": "/artifacts/exp-1"}
     assert config["reward"]["components"] == [
         {"name": "taskSuccess", "weight": "1", "params": {"k": 1}}
@@ -160,7 +160,7 @@ def test_gpu_request_selects_verl_and_sizes_from_the_gpus():
         "memory": "32Gi",
         "nodes": 2,
     }
-    assert resolved["rollouts"] == {"workers": 4, "concurrency": 16, "timeoutSeconds": 120}
+    assert resolved["rollouts"] == {"workers": 4, "concurrency": 16, "timeoutSeconds": 120, "retries": 1}
     assert config["resources"] == {"gpu": {"type": "a100", "count": 2}, "nodes": 2}
     parse_config(config)
 

@@ -45,3 +45,12 @@ def test_phase(conditions, suspended, phase):
     for type_, status in conditions:
         conds = set_condition(conds, type_, status, "R", "", 1)
     assert trainingrun_phase(conds, suspended) == phase
+
+
+@pytest.mark.parametrize(("raw", "shown"), [
+    (0.15000000000000002, 0.15), (0.35355339, 0.3536), (-0.0123456, -0.01235),
+    (1234.5678, 1235.0), (0.0, 0.0), (None, None)])
+def test_status_figures_keep_four_significant_digits(raw, shown):
+    from arclight.api.trainingrun import RewardStats
+
+    assert RewardStats(mean=raw).mean == shown

@@ -1,7 +1,8 @@
 """Checkpoints under `checkpoint.dir`: `step-N/` = merged model + tokenizer + trainer state.
 
 A checkpoint directory loads with `AutoModelForCausalLM.from_pretrained`; `trainer_state.pt`
-holds what resuming needs (trainable parameters, optimizer, scheduler, step, RNG).
+holds what resuming needs (trainable parameters, optimizer, scheduler, step, RNG). One saved
+with its template also holds `arclight-agent.json` (agent_descriptor): it serves as the agent.
 Reported URIs are `file://` paths unless ARCLIGHT_CHECKPOINT_URI_PREFIX (e.g.
 `pvc://CLAIM/PATH`, the volume behind `checkpoint.dir`) is set.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from .agent_descriptor import write_agent_descriptor
 from .modeling import save_merged, trainable_state
 
 STATE_FILE = "trainer_state.pt"
@@ -42,12 +44,19 @@ def list_steps(root: Path) -> list[tuple[int, Path]]:
 
 
 def save_checkpoint(root: Path, step: int, model, tokenizer, optimizer, scheduler,
-                    keep: int, extra: dict) -> Path:
-    """Write `root/step-N` atomically, then keep only the newest `keep` checkpoints."""
+                    keep: int, extra: dict, *, template_name: str | None = None,
+                    components: list[dict] | None = None) -> Path:
+    """Write `root/step-N` atomically, then keep only the newest `keep` checkpoints.
+
+    With `template_name` the checkpoint carries an agent descriptor (template and reward
+    `components`), so that serving it as the best checkpoint can run the agent.
+    """
     final = root / f"step-{step}"
     partial = root / f".step-{step}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     save_merged(model, tokenizer, partial)
+    if template_name:
+        write_agent_descriptor(partial, template_name, components or [])
     torch.save({"step": step, "trainable": trainable_state(model),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "torch_rng": torch.get_rng_state(), **extra}, partial / STATE_FILE)

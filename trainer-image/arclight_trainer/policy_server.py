@@ -19,11 +19,15 @@ from dataclasses import dataclass, field
 
 import torch
 import uvicorn
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict
 
-BATCH_WINDOW_S = 0.05
+BATCH_GAP_S = 0.1
+"""A batch keeps collecting while requests arrive less than this apart..."""
+BATCH_WAIT_S = 1.0
+"""...for at most this long after its first request (rollout processes start staggered)."""
 MAX_BATCH = 16
+"""Generations batched together by default (the trainer passes its rollout concurrency)."""
 
 
 class ChatRequest(BaseModel):
@@ -45,6 +49,17 @@ class _Job:
     temperature: float
     future: Future = field(default_factory=Future)
 
+    @property
+    def wanted(self) -> bool:
+        """False once the caller gave up (a disconnected or timed-out rollout)."""
+        return not self.future.cancelled()
+
+
+async def _disconnected(request: Request) -> None:
+    """Return once the HTTP client has disconnected."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
 
 class PolicyUnhealthy(RuntimeError):
     """The policy produced non-finite logits (diverged weights)."""
@@ -54,8 +69,9 @@ class PolicyServer:
     """Serve `model` on 127.0.0.1 at a free port; `base_url` ends in `/v1`."""
 
     def __init__(self, model, tokenizer, *, model_name: str, default_max_tokens: int = 64,
-                 seed: int = 0) -> None:
+                 seed: int = 0, max_batch: int = MAX_BATCH) -> None:
         self.model, self.tokenizer, self.model_name = model, tokenizer, model_name
+        self.max_batch = max_batch
         self.default_max_tokens = default_max_tokens
         self.lock = threading.RLock()
         self.unhealthy: str | None = None
@@ -84,22 +100,42 @@ class PolicyServer:
             return {"object": "list", "data": [{"id": self.model_name, "object": "model"}]}
 
         @app.post("/v1/chat/completions")
-        async def chat(request: ChatRequest) -> dict:
-            return await self._complete(request)
+        async def chat(request: ChatRequest, http: Request) -> Response:
+            return await self._complete(request, http)
 
         return app
 
-    async def _complete(self, request: ChatRequest) -> dict:
+    def submit(self, prompt_ids: list[int], max_tokens: int, temperature: float) -> Future:
+        """Queue one generation for the micro-batcher; cancel the future to drop it."""
+        job = _Job(prompt_ids, int(max_tokens), temperature)
+        self._jobs.put(job)
+        return job.future
+
+    def chat(self, messages: list[dict], *, max_tokens: int, temperature: float) -> str:
+        """In-process chat turn through the same batcher (a template `Chat`, no HTTP)."""
+        ids, _, _ = self.submit(self.encode(messages), max_tokens, temperature).result()
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    async def _complete(self, request: ChatRequest, http: Request) -> Response:
         prompt_ids = self.encode(request.messages)
         max_tokens = request.max_completion_tokens or request.max_tokens or self.default_max_tokens
         temperature = 1.0 if request.temperature is None else float(request.temperature)
-        job = _Job(prompt_ids, int(max_tokens), temperature)
-        self._jobs.put(job)
+        future = self.submit(prompt_ids, int(max_tokens), temperature)
+        answer = asyncio.ensure_future(asyncio.wrap_future(future))
+        gone = asyncio.ensure_future(_disconnected(http))
         try:
-            token_ids, logprobs, finish = await asyncio.wrap_future(job.future)
+            await asyncio.wait((answer, gone), return_when=asyncio.FIRST_COMPLETED)
+            if not answer.done():
+                # The caller went away (a killed or timed-out rollout): drop the queued job.
+                future.cancel()
+                return Response(status_code=499)
+            token_ids, logprobs, finish = answer.result()
         except PolicyUnhealthy as exc:
             # 400: the gateway does not retry it; the trainer reads `unhealthy`.
             raise HTTPException(status_code=400, detail=str(exc)) from None
+        finally:
+            for task in (answer, gone):
+                task.cancel()
         text = self.tokenizer.decode(token_ids, skip_special_tokens=True)
         choice: dict = {"index": 0, "message": {"role": "assistant", "content": text},
                         "finish_reason": finish}
@@ -133,10 +169,11 @@ class PolicyServer:
             if first is None:
                 return
             batch = [first]
-            deadline = time.monotonic() + BATCH_WINDOW_S
-            while len(batch) < MAX_BATCH:
+            deadline = time.monotonic() + BATCH_WAIT_S
+            while len(batch) < self.max_batch:
+                wait = min(BATCH_GAP_S, deadline - time.monotonic())
                 try:
-                    job = self._jobs.get(timeout=max(0.0, deadline - time.monotonic()))
+                    job = self._jobs.get(timeout=wait) if wait > 0 else self._jobs.get_nowait()
                 except queue.Empty:
                     break
                 if job is None:
@@ -145,19 +182,22 @@ class PolicyServer:
                 batch.append(job)
             groups: dict[float, list[_Job]] = {}
             for job in batch:
-                groups.setdefault(job.temperature, []).append(job)
+                if job.wanted:
+                    groups.setdefault(job.temperature, []).append(job)
             for temperature, jobs in groups.items():
                 try:
                     results = self.generate([j.prompt_ids for j in jobs],
                                             max(j.max_tokens for j in jobs), temperature)
                 except Exception as exc:  # noqa: BLE001 - handed to each waiting request
                     for job in jobs:
-                        job.future.set_exception(exc)
+                        if job.future.set_running_or_notify_cancel():
+                            job.future.set_exception(exc)
                     continue
                 for job, (ids, lps, finish) in zip(jobs, results):
                     if len(ids) > job.max_tokens:
                         ids, lps, finish = ids[:job.max_tokens], lps[:job.max_tokens], "length"
-                    job.future.set_result((ids, lps, finish))
+                    if job.future.set_running_or_notify_cancel():
+                        job.future.set_result((ids, lps, finish))
 
     @torch.no_grad()
     def generate(self, prompts: list[list[int]], max_tokens: int,

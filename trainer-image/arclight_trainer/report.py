@@ -55,15 +55,18 @@ def progress_report(step: int, total_steps: int, epoch: int | None,
 
 def step_metrics(rewards: Sequence[float], success_rate: float, *,
                  validation_reward: float | None, policy_loss: float, loss: float,
-                 steps_per_second: float, samples_per_second: float) -> TrainingMetrics:
-    """`metrics` of one step: reward statistics over its rollouts, losses and throughput."""
+                 steps_per_second: float, samples_per_second: float,
+                 rollouts_failed: int = 0, groups_dropped: int = 0) -> TrainingMetrics:
+    """`metrics` of one step: reward statistics over its rollouts, losses and throughput,
+    and the failed rollouts and dropped groups of the attempt so far."""
     return TrainingMetrics(
         reward=RewardStats(mean=statistics.fmean(rewards), min=min(rewards), max=max(rewards),
                            std=statistics.pstdev(rewards)),
         validation_reward=validation_reward, success_rate=success_rate,
         policy_loss=policy_loss, value_loss=None, loss=loss,
         steps_per_second=steps_per_second, samples_per_second=samples_per_second,
-        gpu_utilization=None, gpu_memory_bytes=None)
+        gpu_utilization=None, gpu_memory_bytes=None, rollouts_failed=rollouts_failed,
+        groups_dropped=groups_dropped)
 
 
 def best_checkpoint(step: int, uri: str, metric: str, value: float | None) -> BestCheckpoint:

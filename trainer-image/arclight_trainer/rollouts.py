@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import httpx
 
 AGENT_CLASS = "arclight_trainer.agent_main:TemplateAgent"
-POLL_INTERVAL_S = 0.2
+POLL_INTERVAL_S = 0.05
+COLLECTORS = 8
+"""Rollouts whose events are fetched at once (the gateway answers them concurrently)."""
 
 
 @dataclass
@@ -47,8 +50,9 @@ class RolloutClient:
     """Runs batches of template rollouts through the gateway and waits for them."""
 
     def __init__(self, api: httpx.Client, *, template: str, components: list[dict],
-                 max_tokens: int, temperature: float, timeout_s: float) -> None:
-        self.api = api
+                 max_tokens: int, temperature: float, timeout_s: float,
+                 agent_class: str = AGENT_CLASS) -> None:
+        self.api, self.agent_class = api, agent_class
         self.template, self.components = template, components
         self.max_tokens, self.temperature, self.timeout_s = max_tokens, temperature, timeout_s
         self._cursor = 0
@@ -63,13 +67,15 @@ class RolloutClient:
             body.append({"rollout_id": f"{task.data_id}-{uuid.uuid4().hex[:12]}",
                          "input": task_input, "is_train": train,
                          "config": {"timeout_seconds": int(self.timeout_s),
-                                    "local": {"agent_class": AGENT_CLASS,
+                                    "local": {"agent_class": self.agent_class,
                                               "env_map": {"ARCLIGHT_TASK": "input"}}}})
         created = self.api.post("/api/rollouts", json=body)
         created.raise_for_status()
         ids = [r["rollout_id"] for r in created.json()]
         states = self._wait_terminal(set(ids))
-        return [self._collect(rid, task.data_id, states[rid]) for rid, task in zip(ids, tasks)]
+        with ThreadPoolExecutor(COLLECTORS) as pool:
+            return list(pool.map(lambda pair: self._collect(pair[0], pair[1].data_id,
+                                                            states[pair[0]]), zip(ids, tasks)))
 
     def _wait_terminal(self, pending: set[str]) -> dict[str, str]:
         states: dict[str, str] = {}

@@ -3,8 +3,9 @@
 An OpenAI-compatible endpoint for a trained agent model (runtime `transformers`): the
 trainer's policy server (`/v1/chat/completions`, `/v1/models`, micro-batched generation)
 bound to all interfaces, plus `/healthz` for readiness probes and `/v1/stats` (requests
-in flight, for concurrency autoscaling). The model is loaded before the port opens, so a
-pod turns ready only once it can answer.
+in flight, for concurrency autoscaling). A model trained with a template (its directory
+holds `arclight-agent.json`) also answers as that agent: `POST /v1/agent/run` (agent_route).
+The model is loaded before the port opens, so a pod turns ready only once it can answer.
 """
 
 from __future__ import annotations
@@ -24,10 +25,14 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from .agent_descriptor import read_agent_descriptor
+from .agent_route import PATH as AGENT_PATH
+from .agent_route import AgentRunner, add_agent_route
 from .policy_server import PolicyServer
 
 MLFLOW_SCHEMES = ("models:/", "runs:/")
 RUNTIMES = ("transformers",)
+COUNTED_PATHS = frozenset({"/v1/chat/completions", AGENT_PATH})
 
 
 def fetch_model(model: str, download_dir: Path) -> Path:
@@ -54,22 +59,37 @@ def load_model(directory: Path) -> tuple[object, object]:
 
 
 class ModelServer(PolicyServer):
-    """The policy server as a standalone model endpoint on a given host and port."""
+    """The policy server as a standalone model endpoint on a given host and port.
+
+    `agent` is the model's agent descriptor (`{"template", "reward"}`), if it has one.
+    """
 
     def __init__(self, model, tokenizer, *, model_name: str, default_max_tokens: int = 256,
-                 seed: int = 0) -> None:
+                 seed: int = 0, agent: dict | None = None) -> None:
         super().__init__(model, tokenizer, model_name=model_name,
                          default_max_tokens=default_max_tokens, seed=seed)
         self.in_flight = 0
         self.requests = 0
+        self.agent = AgentRunner(agent, self.chat, default_max_tokens) if agent else None
 
     def app(self) -> FastAPI:
-        """The policy server's routes plus `/healthz` and `/v1/stats`."""
+        """The policy server's routes plus `/healthz`, `/v1/stats` and `/v1/agent/run`."""
         app = super().app()
+        app.router.routes[:] = [r for r in app.router.routes
+                                if getattr(r, "path", None) != "/v1/models"]
+
+        @app.get("/v1/models")
+        async def models() -> dict:
+            card: dict = {"id": self.model_name, "object": "model"}
+            if self.agent is not None:
+                card["arclight"] = {"template": self.agent.template.name}
+            return {"object": "list", "data": [card]}
+
+        add_agent_route(app, self.agent)
 
         @app.middleware("http")
         async def count(request: Request, call_next):
-            if request.url.path != "/v1/chat/completions":
+            if request.url.path not in COUNTED_PATHS:
                 return await call_next(request)
             self.in_flight += 1
             self.requests += 1
@@ -114,10 +134,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="completion length when a request sets none")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="arclight-serve-") as tmp:
-        model, tokenizer = load_model(fetch_model(args.model, Path(tmp)))
-        print(f"serving {args.model} as {args.name} on {args.host}:{args.port}", flush=True)
-        ModelServer(model, tokenizer, model_name=args.name,
-                    default_max_tokens=args.max_tokens).serve(args.host, args.port)
+        directory = fetch_model(args.model, Path(tmp))
+        agent = read_agent_descriptor(directory)
+        model, tokenizer = load_model(directory)
+        server = ModelServer(model, tokenizer, model_name=args.name,
+                             default_max_tokens=args.max_tokens, agent=agent)
+        role = f" (agent {agent['template']})" if agent else ""
+        print(f"serving {args.model} as {args.name}{role} on {args.host}:{args.port}",
+              flush=True)
+        server.serve(args.host, args.port)
     return 0
 
 

@@ -1,8 +1,11 @@
 """Start, health-check and stop the Agent Lightning processes of one run, on loopback.
 
-agl-server (rollout store + model proxy) and agl-controller (local runner: one
-`agent_main` subprocess per rollout) run under the Python 3.12 environment named by
-ARCLIGHT_AGL_PYTHON. The shared key goes through the environment, never the command line.
+agl-server (rollout store + model proxy) and the rollout runners run under the Python 3.12
+environment named by ARCLIGHT_AGL_PYTHON. The runners are `workers` processes of
+`arclight_trainer.runner` (one forked child per rollout, agent imported once) by default, or
+agl-controller's local runner (a new interpreter per rollout; `runner="agl-controller"`, kept
+for comparison in the rollout bench). The shared key goes through the environment, never
+the command line.
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ from typing import Self
 
 import httpx
 
+from .rollouts import AGENT_CLASS
+
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the source root holding arclight_trainer
 KEY_ENV = "ARCLIGHT_AGL_KEY"
 MODEL_NAME = "policy"
+RUNNERS = ("fork", "agl-controller")
 
 
 def agl_python() -> str:
@@ -42,8 +48,12 @@ class AglTopology:
     """agl-server + agl-controller for one run; use as a context manager."""
 
     def __init__(self, workdir: Path, *, policy_url: str, train_temperature: float,
-                 concurrency: int, port: int | None = None, log_to: Path | None = None) -> None:
+                 concurrency: int, workers: int = 1, runner: str = "fork",
+                 port: int | None = None, log_to: Path | None = None) -> None:
+        if runner not in RUNNERS:
+            raise ValueError(f"runner must be one of {RUNNERS}")
         self.workdir = workdir
+        self.workers, self.runner = max(1, min(workers, concurrency)), runner
         self.policy_url = policy_url
         self.train_temperature = train_temperature
         self.concurrency = concurrency
@@ -71,17 +81,19 @@ class AglTopology:
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
-    def _spawn(self, module: str, overrides: list[str], name: str) -> None:
-        run_dir = self.workdir / "hydra" / name
-        command = [agl_python(), "-m", module, *overrides, f"hydra.run.dir={run_dir}",
-                   "hydra.output_subdir=null", "hydra/job_logging=none",
-                   "hydra/hydra_logging=none"]
+    def _spawn(self, module: str, overrides: list[str], name: str | None) -> None:
+        """Start `module` under the agl interpreter (`name`: a hydra app's run directory)."""
+        command = [agl_python(), "-m", module, *overrides]
+        if name is not None:
+            command += [f"hydra.run.dir={self.workdir / 'hydra' / name}",
+                        "hydra.output_subdir=null", "hydra/job_logging=none",
+                        "hydra/hydra_logging=none"]
         self._procs.append(subprocess.Popen(
             command, env=self.env(), stdout=self._log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True))
 
     def start(self, timeout: float = 60.0) -> None:
-        """Start agl-server, register the policy server, then start agl-controller."""
+        """Start agl-server, register the policy server, then start the rollout runners."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 (open until stop())
         key_ref = "${oc.env:" + KEY_ENV + "}"
@@ -94,10 +106,16 @@ class AglTopology:
         with self.client() as api:
             api.post("/api/models", json=[{"model": MODEL_NAME, "endpoint": self.policy_url,
                                            "version": 0}]).raise_for_status()
-        self._spawn("agentlightning.controller", [
-            "runner_type=local", f"agl_server.url={self.url}", f"agl_server.key={key_ref}",
-            f"local_runner.maximum_size={self.concurrency}", "local_runner.poll_interval=0.2"],
-            "controller")
+        if self.runner == "agl-controller":
+            self._spawn("agentlightning.controller", [
+                "runner_type=local", f"agl_server.url={self.url}", f"agl_server.key={key_ref}",
+                f"local_runner.maximum_size={self.concurrency}",
+                "local_runner.poll_interval=0.2"], "controller")
+        else:
+            slots = -(-self.concurrency // self.workers)
+            for _ in range(self.workers):
+                self._spawn("arclight_trainer.runner", [
+                    "--server", self.url, "--slots", str(slots), "--preload", AGENT_CLASS], None)
         time.sleep(0.2)
         self._check_alive()
 

@@ -87,3 +87,19 @@ def test_sequence_logprobs_match_the_full_forward_pass():
     want[:, 1:] = full[:, :-1].gather(-1, seq[:, 1:].unsqueeze(-1)).squeeze(-1)
     assert torch.allclose(got, want * resp, atol=1e-5)
     assert (got[resp == 0] == 0).all() and (got[resp == 1] < 0).all()
+
+
+def test_a_group_with_a_failed_rollout_is_dropped_whole():
+    from arclight_trainer.backends.cpu import failed_groups, make_samples
+    from arclight_trainer.rollouts import RolloutResult, Triplet
+
+    def result(group: str, reward: float | None) -> RolloutResult:
+        return RolloutResult(rollout_id=f"{group}-{reward}", data_id=group,
+                             state="succeeded" if reward is not None else "failed",
+                             reward=reward, triplets=[Triplet([1, 2], [3], [-0.5])])
+
+    results = [result("a", 1.0), result("a", 0.0), result("b", 1.0), result("b", None)]
+    assert failed_groups(results) == {"b"}
+    samples = make_samples(results, 1.0, 5.0)
+    # only group a trains; normalising b's one survivor alone would give it a made-up signal
+    assert len(samples) == 2 and sorted(s.advantage > 0 for s in samples) == [False, True]

@@ -1,5 +1,6 @@
 """The model server (`python -m arclight_trainer.serve`) on loopback with a real checkpoint:
-SmolLM2-135M-Instruct saved `from_pretrained`-style from the bundled GGUF."""
+SmolLM2-135M-Instruct saved `from_pretrained`-style from the bundled GGUF, served bare and,
+with an agent descriptor, as the math-solver agent."""
 from __future__ import annotations
 
 import json
@@ -12,7 +13,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from arclight_trainer.agent_descriptor import read_agent_descriptor, write_agent_descriptor
 from arclight_trainer.modeling import resolve_model_dir
+from arclight_trainer.templates import get_template
 
 pytestmark = pytest.mark.unit
 START_TIMEOUT_S = 180
@@ -32,10 +35,34 @@ def get(url: str) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
+def post(url: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as resp:
+            return resp.status, json.load(resp)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """The server on a free loopback port, serving the checkpoint directory."""
-    model_dir = resolve_model_dir("smollm2-135m-instruct")
+    yield from serve(resolve_model_dir("smollm2-135m-instruct"), tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def agent_server(tmp_path_factory):
+    """The server on a model directory trained (as far as it says) as the math-solver agent."""
+    model_dir = tmp_path_factory.mktemp("agent-model")
+    for file in resolve_model_dir("smollm2-135m-instruct").iterdir():
+        (model_dir / file.name).symlink_to(file)
+    write_agent_descriptor(model_dir, "math-solver", get_template("math-solver").default_reward)
+    yield from serve(model_dir, tmp_path_factory)
+
+
+def serve(model_dir: Path, tmp_path_factory):
+    """Run the server on `model_dir`; yield its base URL once healthy, then stop it."""
     port = free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     with log.open("wb") as out:
@@ -100,3 +127,57 @@ def test_refuses_a_directory_without_a_model(tmp_path: Path):
                              str(tmp_path), "--port", str(free_port())],
                             check=False, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "no config.json" in result.stderr
+
+
+def run_agent(base: str, item: dict, **options) -> tuple[int, dict]:
+    return post(f"{base}/v1/agent/run", {"input": item, "maxTokens": 24, **options})
+
+
+def test_descriptor_round_trips(tmp_path: Path):
+    assert read_agent_descriptor(tmp_path) is None
+    reward = [{"name": "taskSuccess", "weight": "1", "params": {}}]
+    write_agent_descriptor(tmp_path, "math-solver", reward)
+    assert read_agent_descriptor(tmp_path) == {"template": "math-solver", "reward": reward}
+    (tmp_path / "arclight-agent.json").write_text('{"reward": []}')
+    with pytest.raises(ValueError, match="template"):
+        read_agent_descriptor(tmp_path)
+
+
+def test_answers_as_the_trained_agent(agent_server):
+    item = {"question": "What is 7 + 5?", "answer": 12}
+    status, first = run_agent(agent_server, item)
+    assert status == 200, first
+    assert first["template"] == "math-solver" and isinstance(first["answer"], str)
+    assert 1 <= first["turns"] <= get_template("math-solver").max_turns
+    assert first["messages"][1] == {"role": "user", "content": "What is 7 + 5?"}
+    assert first["messages"][-1]["role"] == "assistant"
+    assert isinstance(first["toolCalls"], list) and first["latencySeconds"] >= 0
+    reward = first["reward"]
+    assert isinstance(reward["total"], float) and isinstance(reward["success"], bool)
+    assert set(reward["components"]) == {"taskSuccess", "format"}
+    assert first["rewardError"] is None
+    status, second = run_agent(agent_server, item, temperature=0)
+    assert status == 200 and second["answer"] == first["answer"]
+    assert second["messages"] == first["messages"] and second["reward"] == reward
+    stats = json.loads(get(f"{agent_server}/v1/stats")[1])
+    assert stats["requests"] >= 2 and stats["inFlight"] == 0
+    card = json.loads(get(f"{agent_server}/v1/models")[1])["data"][0]
+    assert card["arclight"] == {"template": "math-solver"}
+
+
+def test_agent_without_expected_answer_is_unscored(agent_server):
+    status, body = run_agent(agent_server, {"question": "What is 7 + 5?"})
+    assert status == 200, body
+    assert isinstance(body["answer"], str) and body["reward"] is None
+    assert "answer" in body["rewardError"]
+
+
+def test_agent_input_without_prompt_column_is_refused(agent_server):
+    status, body = run_agent(agent_server, {"answer": 12})
+    assert status == 400 and "'question'" in body["detail"]
+
+
+def test_bare_model_has_no_agent(server):
+    status, body = run_agent(server, {"question": "What is 7 + 5?", "answer": 12})
+    assert status == 404 and "not trained by Arclight with a template" in body["detail"]
+    assert "arclight" not in json.loads(get(f"{server}/v1/models")[1])["data"][0]

@@ -26,6 +26,19 @@ QUANTITY_PATTERN = (
 ENTRYPOINT_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
 REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
 
+SIGNIFICANT_DIGITS = 4
+
+
+def significant(value: float | None) -> float | None:
+    """`value` rounded to SIGNIFICANT_DIGITS significant digits (0.15000000000000002 -> 0.15)."""
+    if value is None or value == 0 or not math.isfinite(value):
+        return value
+    return round(value, SIGNIFICANT_DIGITS - 1 - math.floor(math.log10(abs(value))))
+
+
+Figure = Annotated[float, AfterValidator(significant)]
+"""A measured figure in status: stored and shown with the digits that mean something."""
+
 # JSON Schema marker that hack/gen-crds.py turns into `x-kubernetes-int-or-string: true`.
 INT_OR_STRING: dict[str, Any] = {"x-kubernetes-int-or-string": True}
 

@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from arclight.api.common import Figure
 from arclight.api.trainingrun import (
     Adapter,
     Algorithm,
@@ -155,8 +156,14 @@ class Resources(ConfigModel):
 
 class Rollouts(ConfigModel):
     workers: int = Field(2, ge=1)
-    concurrency: int = Field(4, ge=1)
+    concurrency: int = Field(4, ge=1, description="Rollouts at once per worker.")
     timeout_seconds: int = Field(120, ge=1)
+    retries: int = Field(1, ge=0)
+
+    @property
+    def total(self) -> int:
+        """Rollouts at once over all workers."""
+        return self.workers * self.concurrency
 
 
 class Checkpoint(ConfigModel):
@@ -316,8 +323,8 @@ class ProgressReport(ReportDocument):
 class TrainingResult(ReportDocument):
     """`result`: written once, when training finished."""
 
-    validation_reward_before: float | None = None
-    validation_reward_after: float | None = None
+    validation_reward_before: Figure | None = None
+    validation_reward_after: Figure | None = None
     model_uri: str | None = None
     best_prompt: str | None = None
 

@@ -18,6 +18,7 @@ from arclight.api.common import (
     DecimalStr,
     Entrypoint,
     EnvVar,
+    Figure,
     GpuRequest,
     KubeObject,
     Name,
@@ -233,8 +234,17 @@ class Rollouts(SpecModel):
     """How agent rollouts are run."""
 
     workers: AutoInt = Field("auto", description="Rollout worker processes.")
-    concurrency: AutoInt = Field("auto", description="Concurrent rollouts per worker.")
+    concurrency: AutoInt = Field(
+        "auto", description="Concurrent rollouts per worker (workers x concurrency in all)."
+    )
     timeout_seconds: int = Field(120, ge=1, description="Time limit of one rollout.")
+    retries: int = Field(
+        1,
+        ge=0,
+        le=5,
+        description="Times a crashed or timed-out rollout runs again, in a fresh agent "
+        "process; when they are spent its whole group is dropped from the step.",
+    )
 
 
 class Checkpoint(SpecModel):
@@ -403,8 +413,9 @@ class ResolvedRollouts(StatusModel):
     """The rollout settings."""
 
     workers: int
-    concurrency: int
+    concurrency: int = Field(description="Rollouts at once per worker.")
     timeout_seconds: int
+    retries: int = 1
 
 
 class ResolvedCheckpoint(StatusModel):
@@ -444,25 +455,31 @@ class Progress(StatusModel):
 class RewardStats(StatusModel):
     """Reward over the last step's rollouts."""
 
-    mean: float | None = None
-    min: float | None = None
-    max: float | None = None
-    std: float | None = None
+    mean: Figure | None = None
+    min: Figure | None = None
+    max: Figure | None = None
+    std: Figure | None = None
 
 
 class TrainingMetrics(StatusModel):
     """Latest training metrics reported by the trainer."""
 
     reward: RewardStats | None = None
-    validation_reward: float | None = None
-    success_rate: float | None = None
-    policy_loss: float | None = None
-    value_loss: float | None = None
-    loss: float | None = None
-    steps_per_second: float | None = None
-    samples_per_second: float | None = None
-    gpu_utilization: float | None = None
+    validation_reward: Figure | None = None
+    success_rate: Figure | None = None
+    policy_loss: Figure | None = None
+    value_loss: Figure | None = None
+    loss: Figure | None = None
+    steps_per_second: Figure | None = None
+    samples_per_second: Figure | None = None
+    gpu_utilization: Figure | None = None
     gpu_memory_bytes: int | None = None
+    rollouts_failed: int | None = Field(
+        None, description="Training rollouts that failed after their retries, in this attempt."
+    )
+    groups_dropped: int | None = Field(
+        None, description="Groups left out of their step because a rollout of theirs failed."
+    )
 
 
 class BestCheckpoint(StatusModel):
@@ -471,7 +488,7 @@ class BestCheckpoint(StatusModel):
     step: int
     uri: str = Field(description="pvc://CLAIM/PATH/step-N of a loadable model directory.")
     metric: str = Field(description="Metric used to rank checkpoints.")
-    value: float | None = None
+    value: Figure | None = None
 
 
 class Diagnosis(StatusModel):

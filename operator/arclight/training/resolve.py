@@ -224,6 +224,7 @@ def _rollouts(spec: TrainingRunSpec, backend: str) -> dict[str, Any]:
         if asked.concurrency == "auto"
         else asked.concurrency,
         "timeoutSeconds": asked.timeout_seconds,
+        "retries": asked.retries,
     }
 
 

@@ -20,6 +20,7 @@ import torch
 from arclight.api.trainer import BestCheckpoint, FailureReason, ReportKey, decimal_value
 from transformers import get_scheduler
 
+from ..agent_descriptor import write_agent_descriptor
 from ..checkpoints import checkpoint_uri, load_state, resolve_resume, save_checkpoint
 from ..failures import TrainerFailure
 from ..grpo import group_advantages, policy_loss, sequence_logprobs, shape_rewards
@@ -59,9 +60,16 @@ def scheduler_name(name: str) -> str:
     return "constant_with_warmup" if name == "constant" else name
 
 
+def failed_groups(results: list[RolloutResult]) -> set[str]:
+    """Groups (data ids) with a rollout that has no reward: the whole group is dropped, since
+    normalising the advantages over the survivors alone would bias the group."""
+    return {r.data_id for r in results if r.reward is None}
+
+
 def make_samples(results: list[RolloutResult], scale: float, clip: float) -> list[Sample]:
-    """Training samples from finished rollouts: each model call carries its rollout's advantage."""
-    scored = [r for r in results if r.reward is not None and r.triplets]
+    """Training samples from complete groups: each model call carries its rollout's advantage."""
+    dropped = failed_groups(results)
+    scored = [r for r in results if r.data_id not in dropped and r.triplets]
     shaped = shape_rewards([r.reward for r in scored], scale, clip)
     advantages = group_advantages(shaped, [r.data_id for r in scored])
     samples = []
@@ -149,12 +157,13 @@ class CpuBackend(Backend):
 
         temperature = decimal_value(hp.temperature)
         server = PolicyServer(model, tokenizer, model_name="policy",
-                              default_max_tokens=hp.max_new_tokens, seed=config.seed)
+                              default_max_tokens=hp.max_new_tokens, seed=config.seed,
+                              max_batch=config.rollouts.total)
         server.start()
         topology = AglTopology(ctx.workdir / "agl", policy_url=server.base_url,
                                train_temperature=temperature,
-                               concurrency=max(config.rollouts.concurrency,
-                                               config.rollouts.workers))
+                               concurrency=config.rollouts.total,
+                               workers=config.rollouts.workers)
         try:
             with topology, topology.client(timeout=60) as api:
                 client = RolloutClient(api, template=ctx.template.name, components=ctx.components,
@@ -171,6 +180,7 @@ class CpuBackend(Backend):
         finally:
             server.stop()
         final_dir = save_merged(model, tokenizer, root / "final")
+        write_agent_descriptor(final_dir, ctx.template.name, ctx.components)
         ctx.reporter.update(bestCheckpoint=best_checkpoint(
             steps, checkpoint_uri(root, final_dir), "validationReward", after))
         return RunOutcome(validation_before=before, validation_after=after,
@@ -192,19 +202,41 @@ class _Loop:
         self.scale, self.clip = decimal_value(hp.reward_scale), decimal_value(hp.reward_clip)
         self.temperature = decimal_value(hp.temperature)
         self.last_validation: float | None = None
+        self.rollouts_failed = self.groups_dropped = 0
 
     def rollouts(self, tasks: list[Task], *, train: bool) -> list[RolloutResult]:
+        """Run `tasks`, each crashed or timed-out rollout again up to `rollouts.retries` times."""
         results = self.client.run(tasks, train=train)
+        for _ in range(self.ctx.config.rollouts.retries):
+            again = [i for i, r in enumerate(results) if r.reward is None and not r.reward_error]
+            if not again:
+                break
+            print(f"retrying {len(again)} failed rollouts: "
+                  f"{'; '.join(sorted({results[i].error or 'no reward' for i in again}))}",
+                  flush=True)
+            for i, result in zip(again, self.client.run([tasks[i] for i in again], train=train)):
+                results[i] = result
         for result in results:
             if result.reward_error:
                 raise TrainerFailure(FailureReason.REWARD_ERROR, result.reward_error, [
                     "Check reward.components names, weights (decimal strings) and params."])
         if self.server.unhealthy:
             raise TrainerFailure(FailureReason.DIVERGED, self.server.unhealthy, DIVERGED_HINTS)
-        if all(r.reward is None for r in results):
-            errors = sorted({r.error or "no reward" for r in results})
+        failed = [r for r in results if r.reward is None]
+        everything = all(r.reward is None for r in results)
+        if train:
+            groups = failed_groups(results)
+            self.rollouts_failed += len(failed)
+            self.groups_dropped += len(groups)
+            everything = groups == {t.data_id for t in tasks}
+        if everything:
+            errors = sorted({r.error or "no reward" for r in failed})
             raise TrainerFailure(FailureReason.ROLLOUTS_FAILED,
-                                 f"every rollout failed: {'; '.join(errors)}", ["Raise rollouts.timeoutSeconds or lower maxNewTokens."])
+                                 f"every {'group' if train else 'rollout'} failed "
+                                 f"(after {self.ctx.config.rollouts.retries} retries): "
+                                 f"{'; '.join(errors)}",
+                                 ["Raise rollouts.timeoutSeconds or lower maxNewTokens.",
+                                  "Raise rollouts.retries if the agent fails now and then."])
         return results
 
     def evaluate(self, label: str) -> float:
@@ -314,7 +346,9 @@ class _Loop:
         metrics = step_metrics(rewards, success, validation_reward=self.last_validation,
                                policy_loss=stats["policyLoss"], loss=stats["loss"],
                                steps_per_second=1.0 / seconds_per_step,
-                               samples_per_second=samples_per_s)
+                               samples_per_second=samples_per_s,
+                               rollouts_failed=self.rollouts_failed,
+                               groups_dropped=self.groups_dropped)
         progress = progress_report(step, self.total, self.sampler.epoch, seconds_per_step)
         ctx.reporter.update(progress=progress, metrics=metrics)
         ctx.metrics.step.set(step)
@@ -336,7 +370,9 @@ class _Loop:
                                self.scheduler, self.ctx.config.checkpoint.keep, {
                                    "sampler_rng": self.sampler.rng.getstate(),
                                    "sampler_order": list(self.sampler.order),
-                                   "sampler_epoch": self.sampler.epoch, "reward": reward})
+                                   "sampler_epoch": self.sampler.epoch, "reward": reward},
+                               template_name=self.ctx.template.name,
+                               components=self.ctx.components)
         best = self.ctx.reporter.documents.get(ReportKey.BEST_CHECKPOINT)
         if (not isinstance(best, BestCheckpoint) or best.metric != "reward"
                 or best.value is None or reward >= best.value):

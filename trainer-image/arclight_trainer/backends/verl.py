@@ -96,7 +96,8 @@ class VerlBackend(Backend):
         out = Path(config.checkpoint.dir)
         topology = AglTopology(ctx.workdir / "agl", policy_url="http://127.0.0.1:0/v1",
                                train_temperature=decimal_value(config.hyperparameters.temperature),
-                               concurrency=config.rollouts.concurrency)
+                               concurrency=config.rollouts.total,
+                               workers=config.rollouts.workers)
         with topology:
             spec = {"config": build_verl_config(config, model_path=str(resolve_model_dir(
                         config.model.base)), agl_url=topology.url, output_dir=str(out)),
