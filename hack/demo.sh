@@ -13,16 +13,21 @@ if [ "${1:-}" = clean ]; then
   exit 0
 fi
 t0=$SECONDS
-step() { printf '\n== %s (%ss)\n' "$*" "$((SECONDS - t0))"; }
 NS=arclight-demo
 TIMEOUT="${ARCLIGHT_DEMO_TIMEOUT:-1800}"
+PHASES="$(mktemp)"; TRAINER_LOG="$(mktemp)"; trap 'rm -f "$PHASES" "$TRAINER_LOG"' EXIT
+mark=$SECONDS
+step() { printf '\n== %s (%ss)\n' "$*" "$((SECONDS - t0))"; }
+# done_phase NAME: record the time since the previous mark under NAME (the table at the end).
+done_phase() { printf '%s\t%s\n' "$1" "$((SECONDS - mark))" >>"$PHASES"; mark=$SECONDS; }
+report() { .venv/bin/python hack/demo/report.py "$@"; }
 
-step "system packages";    bash hack/install-deps.sh
-step "python environments"; bash hack/setup-python.sh
-step "local cluster";      bash hack/cluster.sh up
+step "system packages";    bash hack/install-deps.sh;     done_phase "system packages"
+step "python environments"; bash hack/setup-python.sh;    done_phase "python environments"
+step "local cluster";      bash hack/cluster.sh up;       done_phase "local cluster"
 KUBECONFIG="$(bash hack/cluster.sh kubeconfig)"; export KUBECONFIG
 kubectl() { bash hack/cluster.sh kubectl "$@"; }
-step "images";             bash hack/images.sh all
+step "images";             bash hack/images.sh all;       done_phase "images (build or reuse, load)"
 
 step "operator (Helm chart, through Helm's Go SDK)"
 # (CRDs applied by a test run first have no last-applied annotation: drop that one warning)
@@ -35,25 +40,44 @@ kubectl apply -f hack/demo/artifacts.yaml >/dev/null
   --set image.tag=dev --set replicaCount=1 --set crds.install=false \
   --set trainer.image=docker.io/arclight/trainer:dev --set artifacts.claim=arclight-artifacts
 kubectl -n arclight-system get pods -l app.kubernetes.io/name=arclight
+done_phase "operator (chart)"
 
 step "train math-solver"
 kubectl delete trainingrun math -n "$NS" --ignore-not-found >/dev/null
+kubectl delete modeldeployment math -n "$NS" --ignore-not-found >/dev/null
 kubectl apply -f hack/demo/trainingrun.yaml
-deadline=$((SECONDS + TIMEOUT)); phase=""
+deadline=$((SECONDS + TIMEOUT)); phase=""; last=""; started=""
 while [ $SECONDS -lt $deadline ]; do
-  phase="$(kubectl get tr math -n "$NS" -o jsonpath='{.status.phase}' 2>/dev/null || true)"
-  kubectl get tr math -n "$NS" --no-headers 2>/dev/null | sed 's/^/  /'
+  status="$(kubectl get tr math -n "$NS" -o jsonpath='{.status}' 2>/dev/null || true)"
+  phase="$(printf '%s' "$status" | .venv/bin/python -c 'import json,sys; print((json.loads(sys.stdin.read() or "{}")).get("phase",""))')"
+  if [ -z "$started" ] && [ "$phase" = Running ]; then
+    started=1; done_phase "trainer pod scheduled and started"
+  fi
+  line="$(report progress "$status" "$((SECONDS - t0))")"
+  # one line per change (a log stays readable); a terminal gets it redrawn in place
+  if [ -t 1 ]; then printf '\r\033[K  %s' "$line"; elif [ "${line% (*}" != "${last% (*}" ]; then
+    printf '  %s\n' "$line"; fi
+  last="$line"
   case "$phase" in Succeeded|Failed) break ;; esac
-  sleep 10
+  sleep 3
 done
+[ -t 1 ] && echo
+[ -n "$started" ] || done_phase "trainer pod scheduled and started"
 kubectl get tr math -n "$NS"
+attempt="$(kubectl get tr math -n "$NS" -o jsonpath='{.status.attempts}')"
+kubectl logs "job/math-trainer-$attempt" -n "$NS" >"$TRAINER_LOG" 2>/dev/null || true
+done_phase "training (pod start to Succeeded)"
 if [ "$phase" != "Succeeded" ]; then
   echo "demo: the run did not succeed (phase '${phase:-none}'):" >&2
   kubectl get tr math -n "$NS" -o jsonpath='{.status.diagnosis}{"\n"}{.status.conditions}{"\n"}' >&2
   exit 1
 fi
-kubectl logs "job/math-trainer-$(kubectl get tr math -n "$NS" -o jsonpath='{.status.attempts}')" \
-  -n "$NS" | grep -E '^validation reward' || true
+before="$(kubectl get tr math -n "$NS" -o jsonpath='{.status.result.validationRewardBefore}')"
+after="$(kubectl get tr math -n "$NS" -o jsonpath='{.status.result.validationRewardAfter}')"
+verdict="$(awk -v b="$before" -v a="$after" 'BEGIN { d = a - b;
+  if (d > 0) printf "improved by %.3g", d; else printf "did NOT improve (%+.3g) in this short run", d }')"
+echo "validation reward on $(grep -oE 'validation=[0-9]+' "$TRAINER_LOG" | cut -d= -f2) held-out items" \
+     "never trained on: before $before, after $after: $verdict"
 echo "best checkpoint: $(kubectl get tr math -n "$NS" -o jsonpath='{.status.bestCheckpoint.uri}')" \
      "(on this node under /var/lib/arclight/artifacts)"
 
@@ -67,8 +91,12 @@ if ! kubectl wait --for=condition=Ready "modeldeployment/math" -n "$NS" --timeou
   kubectl get modeldeployment math -n "$NS" -o yaml >&2; exit 1
 fi
 kubectl get modeldeployment math -n "$NS"
+done_phase "serving (ModelDeployment Ready)"
+
+step "ask the trained agent (its calculator tool included, temperature 0)"
 ip="$(kubectl get service math -n "$NS" -o jsonpath='{.spec.clusterIP}')"
-curl -sS --max-time 120 "http://$ip/v1/chat/completions" -H 'content-type: application/json' \
-  -d '{"model":"math","messages":[{"role":"user","content":"What is 7 + 5?"}],"max_tokens":32}'
-echo
-step "done: kubectl --kubeconfig $KUBECONFIG get arclight -A"
+report ask "http://$ip" "What is 7 + 5?" 12
+done_phase "first answer"
+
+step "done in $((SECONDS - t0)) s: kubectl --kubeconfig $KUBECONFIG get arclight -A"
+report table "$PHASES" "$TRAINER_LOG"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -153,6 +154,15 @@ def test_math_solver_trains_to_success_in_a_trainer_pod(cluster, operator_namesp
     model_dir = ARTIFACTS_HOST_PATH / ns / best["uri"].removeprefix("pvc://arclight-artifacts/")
     assert (model_dir / "config.json").is_file(), sorted(p.name for p in model_dir.parent.iterdir())
 
+    # The served model can answer as the agent: the template travels with the weights.
+    assert json.loads((model_dir / "arclight-agent.json").read_text())["template"] == "math-solver"
+
     logs = cluster.kubectl("logs", "job/math-trainer-1", "-n", ns, timeout=60).stdout
     assert "validation reward before=" in logs, logs[-2000:]
     assert status["startTime"] <= status["completionTime"]
+    # Time to a first model, by phase (the trainer's own table), so regressions show in CI.
+    phases = re.search(r"^trainer phases: (.*)$", logs, re.MULTILINE)
+    assert phases, logs[-2000:]
+    created = read()["metadata"]["creationTimestamp"]
+    print(f"time to first model: created {created}, completed {status['completionTime']}; "
+          f"{phases.group(0)}")

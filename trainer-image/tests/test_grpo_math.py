@@ -103,3 +103,15 @@ def test_a_group_with_a_failed_rollout_is_dropped_whole():
     samples = make_samples(results, 1.0, 5.0)
     # only group a trains; normalising b's one survivor alone would give it a made-up signal
     assert len(samples) == 2 and sorted(s.advantage > 0 for s in samples) == [False, True]
+
+
+@pytest.mark.parametrize(("files", "cores"), [
+    ({"cpu.max": "150000 100000\n"}, 1.5), ({"cpu.max": "max 100000\n"}, None),
+    ({"cpu/cpu.cfs_quota_us": "200000", "cpu/cpu.cfs_period_us": "100000"}, 2.0), ({}, None)])
+def test_the_cpu_limit_comes_from_the_cgroup(tmp_path, files, cores):
+    from arclight_trainer.phases import cpu_limit
+
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert cpu_limit(str(tmp_path)) == cores

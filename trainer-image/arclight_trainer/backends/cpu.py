@@ -10,6 +10,7 @@ gateway; rewards are shaped and normalised per group, and one optimizer step is 
 from __future__ import annotations
 
 import math
+import os
 import random
 import statistics
 import time
@@ -25,6 +26,7 @@ from ..checkpoints import checkpoint_uri, load_state, resolve_resume, save_check
 from ..failures import TrainerFailure
 from ..grpo import group_advantages, policy_loss, sequence_logprobs, shape_rewards
 from ..modeling import attach_adapter, load_base, load_trainable_state, reference_copy, save_merged
+from ..phases import Phases, cpu_limit
 from ..policy_server import PolicyServer
 from ..report import best_checkpoint, progress_report, step_metrics
 from ..rollouts import RolloutClient, RolloutResult, Task
@@ -132,10 +134,16 @@ class CpuBackend(Backend):
     def run(self, ctx: RunContext) -> RunOutcome:
         config, hp = ctx.config, ctx.config.hyperparameters
         torch.manual_seed(config.seed)
-        model, tokenizer = load_base(config.model.base)
-        model = attach_adapter(model, config.model.adapter)
-        kl_coef = decimal_value(hp.kl_coef)
-        reference = reference_copy(model) if kl_coef > 0 else None
+        limit = cpu_limit()
+        threads = max(1, min(os.cpu_count() or 1, math.ceil(limit) if limit else 1 << 10))
+        torch.set_num_threads(threads)
+        phases = Phases()
+        with phases.timed("model load"):
+            model, tokenizer = load_base(config.model.base)
+            model = attach_adapter(model, config.model.adapter)
+            kl_coef = decimal_value(hp.kl_coef)
+            reference = reference_copy(model) if kl_coef > 0 else None
+        print(f"torch threads: {threads} (CPU limit: {limit or 'none'})", flush=True)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = build_optimizer(hp.optimizer, params, decimal_value(hp.learning_rate))
         total = hp.total_steps(len(ctx.train_items))
@@ -170,17 +178,21 @@ class CpuBackend(Backend):
                                        max_tokens=hp.max_new_tokens, temperature=temperature,
                                        timeout_s=config.rollouts.timeout_seconds)
                 loop = _Loop(ctx, model, tokenizer, reference, optimizer, scheduler, sampler,
-                             server, client, kl_coef, total)
-                before = loop.evaluate("before")
+                             server, client, kl_coef, total, phases)
+                with phases.timed("evaluation"):
+                    before = loop.evaluate("before")
                 steps = loop.train(start_step)
-                after = loop.evaluate("after")
+                with phases.timed("evaluation"):
+                    after = loop.evaluate("after")
         except TrainerFailure:
             print_log_tail(topology.log_path)
             raise
         finally:
             server.stop()
-        final_dir = save_merged(model, tokenizer, root / "final")
-        write_agent_descriptor(final_dir, ctx.template.name, ctx.components)
+        with phases.timed("final save"):
+            final_dir = save_merged(model, tokenizer, root / "final")
+            write_agent_descriptor(final_dir, ctx.template.name, ctx.components)
+        print(phases.line(), flush=True)
         ctx.reporter.update(bestCheckpoint=best_checkpoint(
             steps, checkpoint_uri(root, final_dir), "validationReward", after))
         return RunOutcome(validation_before=before, validation_after=after,
@@ -192,7 +204,8 @@ class _Loop:
 
     def __init__(self, ctx: RunContext, model, tokenizer, reference, optimizer, scheduler,
                  sampler: ItemSampler, server: PolicyServer, client: RolloutClient,
-                 kl_coef: float, total: int) -> None:
+                 kl_coef: float, total: int, phases: Phases) -> None:
+        self.phases = phases
         self.ctx, self.model, self.tokenizer, self.reference = ctx, model, tokenizer, reference
         self.optimizer, self.scheduler, self.sampler = optimizer, scheduler, sampler
         self.server, self.client, self.kl_coef, self.total = server, client, kl_coef, total
@@ -266,8 +279,10 @@ class _Loop:
                      for i in indexes for _ in range(hp.group_size)]
             results = self.rollouts(tasks, train=True)
             rollout_s = time.monotonic() - t0
-            stats = self.update(make_samples(results, self.scale, self.clip), step)
+            with self.phases.timed("updates"):
+                stats = self.update(make_samples(results, self.scale, self.clip), step)
             elapsed = time.monotonic() - t0
+            self.phases.add("rollouts", rollout_s)
             rewards = [r.reward for r in results if r.reward is not None]
             self.publish(step, results, rewards, stats, len(tasks) / elapsed,
                          (time.monotonic() - started) / (step - start_step))
@@ -276,7 +291,8 @@ class _Loop:
                   f"rollouts={rollout_s:.1f}s update={elapsed - rollout_s:.1f}s", flush=True)
             every = ctx.config.checkpoint.every_steps
             if every and step % every == 0 and step < self.total:
-                self.checkpoint(step, statistics.fmean(rewards))
+                with self.phases.timed("checkpoints"):
+                    self.checkpoint(step, statistics.fmean(rewards))
             if stopper.should_stop(statistics.fmean(rewards)):
                 print(f"early stopping at step {step}", flush=True)
                 break
