@@ -72,8 +72,9 @@ if [ "$phase" != "Succeeded" ]; then
   kubectl get tr math -n "$NS" -o jsonpath='{.status.diagnosis}{"\n"}{.status.conditions}{"\n"}' >&2
   exit 1
 fi
-before="$(kubectl get tr math -n "$NS" -o jsonpath='{.status.result.validationRewardBefore}')"
-after="$(kubectl get tr math -n "$NS" -o jsonpath='{.status.result.validationRewardAfter}')"
+# the trainer's closing line: validation reward before=X after=Y seed=S model=PATH
+before="$(sed -nE 's/^validation reward before=(\S+) after=.*/\1/p' "$TRAINER_LOG")"
+after="$(sed -nE 's/^validation reward before=\S+ after=(\S+) .*/\1/p' "$TRAINER_LOG")"
 verdict="$(awk -v b="$before" -v a="$after" 'BEGIN { d = a - b;
   if (d > 0) printf "improved by %.3g", d; else printf "did NOT improve (%+.3g) in this short run", d }')"
 echo "validation reward on $(grep -oE 'validation=[0-9]+' "$TRAINER_LOG" | cut -d= -f2) held-out items" \

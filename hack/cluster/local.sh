@@ -200,10 +200,31 @@ local_status() {
   return $rc
 }
 
+# Import an image archive, unless containerd still holds exactly what it imported last time:
+# a stamp per archive (named by its content hash) lists each tag it carries with the digest the
+# import gave it; every tag must still resolve to that digest (a later archive may have moved
+# `:dev`), else the archive is imported again.
 local_load_image() {
   is_running containerd || die "containerd is not running (hack/cluster.sh up)"
+  local stamp ref digest fresh=1
+  stamp="$STATE/images/$(basename "$1").loaded"
+  if [ -s "$stamp" ]; then
+    while read -r ref digest; do
+      [ "$(image_digest "$ref")" = "$digest" ] || fresh=0
+    done <"$stamp"
+    if [ "$fresh" = 1 ]; then log "$(basename "$1"): already in containerd, not imported again"; return 0; fi
+  fi
   ctr_ images import "$1"
+  mkdir -p "$STATE/images"
+  tar -xOf "$1" manifest.json | python3 -c 'import json,sys; [print(t) for m in json.load(sys.stdin) for t in m.get("RepoTags") or []]' |
+    while read -r ref; do
+      case "$ref" in */*/*) ;; */*) ref="docker.io/$ref" ;; *) ref="docker.io/library/$ref" ;; esac
+      printf '%s %s\n' "$ref" "$(image_digest "$ref")"
+    done >"$stamp.tmp"
+  mv "$stamp.tmp" "$stamp"
 }
+
+image_digest() { ctr_ images ls "name==$1" 2>/dev/null | awk 'NR == 2 { print $3 }'; }
 
 # Stop the API server (SIGTERM, as stop_proc does) and start it again with the same flags;
 # returns once /readyz answers. Everything else (etcd, controllers, node) keeps running.

@@ -24,14 +24,16 @@ def progress(status_json: str, seconds: str) -> str:
     step, total = done.get("step") or 0, done.get("totalSteps") or 0
     filled = int(WIDTH * step / total) if total else 0
     reward = (status.get("metrics") or {}).get("reward", {}).get("mean")
-    reason = next((c.get("reason") for c in status.get("conditions") or []
-                   if c.get("type") == "Ready"), "")
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
     parts = [f"[{'#' * filled}{'.' * (WIDTH - filled)}]", f"{phase:9s}",
              f"step {step}/{total or '?'}"]
     if reward is not None:
         parts.append(f"reward {reward:.3g}")
-    if reason and phase in ("Pending", "Initializing"):
-        parts.append(reason)
+    if (status.get("attempts") or 1) > 1:
+        parts.append(f"attempt {status['attempts']}")
+    degraded = conditions.get("Degraded") or {}
+    if degraded.get("status") == "True":
+        parts.append(f"({degraded.get('message')})")
     parts.append(f"({seconds} s)")
     return "  ".join(parts)
 

@@ -103,8 +103,34 @@ def test_archives_carry_both_tags_non_root_user_and_both_interpreters():
     assert any(p.startswith("opt/agl/lib/python3.12/site-packages/agentlightning/") for p in paths)
     assert any(p.startswith("opt/venv/lib/python3.11/site-packages/torch/") for p in paths)
     assert not any(p.startswith("wheels/") for p in paths)
+    # the bundled model is de-quantized at build time, not in every trainer pod
+    assert "ARCLIGHT_MODEL_CACHE=/opt/models" in config["Env"]
+    assert "opt/models/smollm2-135m-instruct/config.json" in paths
 
     assert _images("all", "--no-load", timeout=120)[0::2] == [operator_tag, trainer_tag]
+
+
+@pytest.mark.e2e
+def test_an_archive_containerd_already_holds_is_not_imported_again(cluster):
+    [archive] = sorted(CACHE.glob("operator-*.tar"), key=lambda p: p.stat().st_mtime)[-1:]
+
+    def load() -> str:
+        done = subprocess.run(["bash", str(REPO / "hack" / "cluster.sh"), "load-image",
+                               str(archive)], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        return done.stderr + done.stdout
+
+    load()  # imported, or already there
+    stamp = Path(cluster.kubeconfig).parent / "images" / f"{archive.name}.loaded"
+    if not stamp.exists():
+        pytest.skip("not hack/cluster.sh's local cluster (KUBECONFIG names another one)")
+    assert "already in containerd, not imported again" in load()
+    refs = dict(line.split() for line in stamp.read_text().splitlines())
+    assert set(refs) == {f"docker.io/arclight/{archive.stem.replace('-', ':', 1)}",
+                         "docker.io/arclight/operator:dev"}
+    assert len(set(refs.values())) == 1 and next(iter(refs.values())).startswith("sha256:")
+    stamp.unlink()  # what containerd holds is unknown again: imported
+    assert "already in containerd" not in load() and stamp.exists()
 
 
 @pytest.mark.e2e

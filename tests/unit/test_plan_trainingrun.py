@@ -237,6 +237,21 @@ def test_out_of_memory_is_retried_with_the_automatic_fix_recorded_on_the_run():
     assert retry.warning and '"batchSize": 4' in retry.message
 
 
+def test_a_run_that_recovers_keeps_no_stale_diagnosis():
+    world = World()
+    world.step()
+    world.trainer_exited(ExitCode.KILLED, "OOMKilled")
+    world.step()
+    world.step()
+    world.job_finished("Complete", attempt=2)
+    result = world.step()
+    assert result.status["phase"] == "Succeeded" and "diagnosis" not in result.status
+    degraded = next(c for c in result.status["conditions"] if c["type"] == "Degraded")
+    assert degraded["status"] == "False"
+    assert degraded["message"] == ("Recovered: attempt 1 failed (OutOfMemory), attempt 2 "
+                                   "completed.")
+
+
 def test_a_retry_resumes_from_the_best_checkpoint():
     world = World()
     world.step()

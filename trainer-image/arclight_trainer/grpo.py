@@ -90,8 +90,11 @@ def sequence_logprobs(model, sequences: torch.Tensor, attention: torch.Tensor,
     first = max(first, 1)
     logits = model(input_ids=sequences, attention_mask=attention,
                    logits_to_keep=width - first + 1).logits[:, :-1, :].float()
-    logprobs = torch.log_softmax(logits / temperature, dim=-1)
-    chosen = logprobs.gather(-1, sequences[:, first:].unsqueeze(-1)).squeeze(-1)
+    if temperature != 1.0:
+        logits = logits / temperature
+    # log_softmax(x)[y] = x[y] - logsumexp(x): no second [batch, len, vocab] tensor is kept
+    chosen = (logits.gather(-1, sequences[:, first:].unsqueeze(-1)).squeeze(-1)
+              - torch.logsumexp(logits, dim=-1))
     out = torch.zeros(sequences.shape, dtype=chosen.dtype)
     out[:, first:] = chosen
     return out * response_mask

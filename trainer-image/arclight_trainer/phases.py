@@ -49,3 +49,17 @@ def cpu_limit(root: str = "/sys/fs/cgroup") -> float | None:
     if quota in ("max", "-1"):
         return None
     return int(quota) / int(period)
+
+
+def memory_line(root: str = "/sys/fs/cgroup") -> str:
+    """`peak_rss=MB` of the trainer process, plus the container's memory now and at peak
+    (trainer, gateway, runners and agent processes together) where cgroup v2 shows them."""
+    import resource
+
+    parts = [f"peak_rss={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10}MB"]
+    for name, label in (("memory.current", "container"), ("memory.peak", "container_peak")):
+        try:
+            parts.append(f"{label}={int((Path(root) / name).read_text()) >> 20}MB")
+        except (OSError, ValueError):
+            pass
+    return " ".join(parts)

@@ -223,13 +223,21 @@ class PolicyServer:
                 top_k=0 if not greedy else None, top_p=1.0 if not greedy else None,
                 eos_token_id=eos, pad_token_id=pad, output_logits=True,
                 return_dict_in_generate=True)
-        logits = torch.stack(out.logits, dim=1).float()
-        if not torch.isfinite(logits).all():
-            self.unhealthy = "the policy produced non-finite logits"
-            raise PolicyUnhealthy(self.unhealthy)
-        scaled = logits / (1.0 if greedy else temperature)
         sequences = out.sequences[:, width:]
-        chosen = torch.log_softmax(scaled, dim=-1).gather(-1, sequences.unsqueeze(-1)).squeeze(-1)
+        # One step at a time: stacking [batch, steps, vocab] logits and their log-softmax would
+        # hold three more copies of the largest tensor of a generation.
+        chosen = torch.empty(sequences.shape, dtype=torch.float32)
+        rows = torch.arange(len(prompts))
+        for t, step_logits in enumerate(out.logits):
+            step_logits = step_logits.float()
+            if not torch.isfinite(step_logits).all():
+                self.unhealthy = "the policy produced non-finite logits"
+                raise PolicyUnhealthy(self.unhealthy)
+            if not greedy:
+                step_logits = step_logits / temperature
+            token = sequences[:, t]
+            chosen[:, t] = step_logits[rows, token] - torch.logsumexp(step_logits, dim=-1)
+        del out
         results = []
         for row in range(len(prompts)):
             ids = sequences[row].tolist()

@@ -90,8 +90,8 @@ def test_sequence_logprobs_match_the_full_forward_pass():
 
 
 def test_a_group_with_a_failed_rollout_is_dropped_whole():
-    from arclight_trainer.backends.cpu import failed_groups, make_samples
     from arclight_trainer.rollouts import RolloutResult, Triplet
+    from arclight_trainer.samples import failed_groups, make_samples
 
     def result(group: str, reward: float | None) -> RolloutResult:
         return RolloutResult(rollout_id=f"{group}-{reward}", data_id=group,
@@ -115,3 +115,25 @@ def test_the_cpu_limit_comes_from_the_cgroup(tmp_path, files, cores):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     assert cpu_limit(str(tmp_path)) == cores
+
+
+def test_micro_batches_keep_the_logits_under_budget_and_every_sample():
+    from arclight_trainer.samples import (
+        LOGITS_BUDGET_BYTES,
+        MICRO_BATCH_TOKENS,
+        Sample,
+        micro_batches,
+    )
+
+    vocab = 49152
+    samples = [Sample([1] * (40 + 30 * (i % 5)), [2] * 24, [-1.0] * 24, 1.0) for i in range(40)]
+    parts = micro_batches(samples, 1, vocab)
+    assert sorted(id(s) for p in parts for s in p) == sorted(id(s) for s in samples)
+    for part in parts:
+        width = max(len(s.prompt_ids) + len(s.response_ids) for s in part)
+        assert len(part) == 1 or (len(part) * width <= MICRO_BATCH_TOKENS
+                                  and len(part) * width * vocab * 4 <= LOGITS_BUDGET_BYTES)
+    assert len(parts) > 1
+    # short samples: the asked accumulation alone decides
+    few = [Sample([1] * 5, [2] * 3, [-1.0] * 3, 1.0) for _ in range(6)]
+    assert [len(p) for p in micro_batches(few, 2, vocab)] == [3, 3]

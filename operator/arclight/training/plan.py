@@ -228,7 +228,11 @@ class _Pass:
         if diag.job_condition(job, "Complete"):
             self.st.condition(C.SUCCEEDED, TRUE, R.COMPLETED, f"Attempt {attempt} completed.")
             self.st.condition(C.RUNNING, FALSE, R.COMPLETED, "Training finished.")
-            self.st.condition(C.DEGRADED, FALSE, R.COMPLETED, "No problem detected.")
+            # a recovered run keeps no stale diagnosis; the condition says what it recovered from
+            previous = self.status.pop("diagnosis", None)
+            self.st.condition(C.DEGRADED, FALSE, R.COMPLETED, (
+                f"Recovered: attempt {attempt - 1} failed ({previous['reason']}), attempt "
+                f"{attempt} completed." if previous else "No problem detected."))
             self.status.setdefault("completionTime", self.facts.now_iso)
             return self.finish(suspended=False)
         if diag.job_condition(job, "Failed"):

@@ -14,7 +14,6 @@ import os
 import random
 import statistics
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,12 +23,13 @@ from transformers import get_scheduler
 from ..agent_descriptor import write_agent_descriptor
 from ..checkpoints import checkpoint_uri, load_state, resolve_resume, save_checkpoint
 from ..failures import TrainerFailure
-from ..grpo import group_advantages, policy_loss, sequence_logprobs, shape_rewards
+from ..grpo import policy_loss, sequence_logprobs
 from ..modeling import attach_adapter, load_base, load_trainable_state, reference_copy, save_merged
-from ..phases import Phases, cpu_limit
+from ..phases import Phases, cpu_limit, memory_line
 from ..policy_server import PolicyServer
 from ..report import best_checkpoint, progress_report, step_metrics
 from ..rollouts import RolloutClient, RolloutResult, Task
+from ..samples import Sample, collate, failed_groups, make_samples, micro_batches
 from ..topology import AglTopology, print_log_tail
 from .base import Backend, RunContext, RunOutcome
 
@@ -38,14 +38,6 @@ MAX_GRAD_NORM = 1.0
 MAX_RELATIVE_UPDATE = 0.5  # ||delta weights|| / ||weights|| in one step
 DIVERGED_HINTS = ["Lower hyperparameters.learningRate (for example by 10x).",
                   "Raise hyperparameters.warmupSteps or lower rewardScale."]
-
-
-@dataclass
-class Sample:
-    prompt_ids: list[int]
-    response_ids: list[int]
-    old_logprobs: list[float]
-    advantage: float
 
 
 def build_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
@@ -60,46 +52,6 @@ def build_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
 def scheduler_name(name: str) -> str:
     """transformers' scheduler name for the API's `constant|linear|cosine` (warmup included)."""
     return "constant_with_warmup" if name == "constant" else name
-
-
-def failed_groups(results: list[RolloutResult]) -> set[str]:
-    """Groups (data ids) with a rollout that has no reward: the whole group is dropped, since
-    normalising the advantages over the survivors alone would bias the group."""
-    return {r.data_id for r in results if r.reward is None}
-
-
-def make_samples(results: list[RolloutResult], scale: float, clip: float) -> list[Sample]:
-    """Training samples from complete groups: each model call carries its rollout's advantage."""
-    dropped = failed_groups(results)
-    scored = [r for r in results if r.data_id not in dropped and r.triplets]
-    shaped = shape_rewards([r.reward for r in scored], scale, clip)
-    advantages = group_advantages(shaped, [r.data_id for r in scored])
-    samples = []
-    for result, advantage in zip(scored, advantages):
-        if advantage == 0.0:
-            continue
-        for t in result.triplets:
-            if t.logprobs is not None and len(t.logprobs) == len(t.response_ids):
-                samples.append(Sample(t.prompt_ids, t.response_ids, t.logprobs, advantage))
-    return samples
-
-
-def collate(samples: list[Sample], pad_id: int):
-    """Right-padded sequences, attention and response masks, old log-probs, advantages."""
-    width = max(len(s.prompt_ids) + len(s.response_ids) for s in samples)
-    n = len(samples)
-    sequences = torch.full((n, width), pad_id, dtype=torch.long)
-    attention = torch.zeros((n, width), dtype=torch.long)
-    response = torch.zeros((n, width), dtype=torch.float32)
-    old = torch.zeros((n, width), dtype=torch.float32)
-    for row, s in enumerate(samples):
-        p, r = len(s.prompt_ids), len(s.response_ids)
-        sequences[row, :p + r] = torch.tensor(s.prompt_ids + s.response_ids)
-        attention[row, :p + r] = 1
-        response[row, p:p + r] = 1.0
-        old[row, p:p + r] = torch.tensor(s.old_logprobs)
-    advantages = torch.tensor([s.advantage for s in samples], dtype=torch.float32)
-    return sequences, attention, response, old, advantages
 
 
 def relative_update(before: list[torch.Tensor], after: list[torch.Tensor]) -> float:
@@ -259,7 +211,7 @@ class _Loop:
         value = statistics.fmean(r.reward if r.reward is not None else 0.0 for r in results)
         success = statistics.fmean(float(r.success) for r in results)
         print(f"validation {label}: reward={value:.4f} success={success:.2f} "
-              f"({len(results)} items)", flush=True)
+              f"({len(results)} items) {memory_line()}", flush=True)
         self.last_validation = value
         self.ctx.metrics.validation_reward.set(value)
         return value
@@ -288,7 +240,9 @@ class _Loop:
                          (time.monotonic() - started) / (step - start_step))
             print(f"step {step}/{self.total} reward={statistics.fmean(rewards):.3f} "
                   f"loss={stats['loss']:.4f} kl={stats['kl']:.4f} samples={stats['samples']} "
-                  f"rollouts={rollout_s:.1f}s update={elapsed - rollout_s:.1f}s", flush=True)
+                  f"micro_batches={stats.get('microBatches', 0)} dropped_groups="
+                  f"{self.groups_dropped} rollouts={rollout_s:.1f}s "
+                  f"update={elapsed - rollout_s:.1f}s {memory_line()}", flush=True)
             every = ctx.config.checkpoint.every_steps
             if every and step % every == 0 and step < self.total:
                 with self.phases.timed("checkpoints"):
@@ -305,13 +259,13 @@ class _Loop:
         if not samples:
             self.scheduler.step()
             return stats
-        chunks = max(1, min(self.hp.gradient_accumulation, len(samples)))
-        size = math.ceil(len(samples) / chunks)
         pad = self.tokenizer.pad_token_id
+        parts = micro_batches(samples, self.hp.gradient_accumulation,
+                              self.model.config.vocab_size)
+        stats["microBatches"] = len(parts)
         with self.server.lock:
             self.optimizer.zero_grad(set_to_none=True)
-            for start in range(0, len(samples), size):
-                part = samples[start:start + size]
+            for part in parts:
                 seq, att, resp, old, adv = collate(part, pad)
                 ref = None
                 if self.kl_coef > 0:
