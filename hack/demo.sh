@@ -27,7 +27,11 @@ step "python environments"; bash hack/setup-python.sh;    done_phase "python env
 step "local cluster";      bash hack/cluster.sh up;       done_phase "local cluster"
 KUBECONFIG="$(bash hack/cluster.sh kubeconfig)"; export KUBECONFIG
 kubectl() { bash hack/cluster.sh kubectl "$@"; }
-step "images";             bash hack/images.sh all;       done_phase "images (build or reuse, load)"
+step "images";             tags="$(bash hack/images.sh all)"; done_phase "images (build or reuse, load)"
+# The content-hash tags (first of each image's two lines): a changed image rolls the operator
+# pod and is what new trainer pods run; an unchanged one leaves the release as it is.
+operator_tag="$(printf '%s\n' "$tags" | grep -m1 '/operator:' | cut -d: -f2)"
+trainer_image="$(printf '%s\n' "$tags" | grep -m1 '/trainer:')"
 
 step "operator (Helm chart, through Helm's Go SDK)"
 # (CRDs applied by a test run first have no last-applied annotation: drop that one warning)
@@ -37,14 +41,15 @@ kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/d
 install -d -o 65532 -g 65532 /var/lib/arclight/artifacts
 kubectl apply -f hack/demo/artifacts.yaml >/dev/null
 .venv/bin/python hack/helm.py install --namespace arclight-system --wait 300 \
-  --set image.tag=dev --set replicaCount=1 --set crds.install=false \
-  --set trainer.image=docker.io/arclight/trainer:dev --set artifacts.claim=arclight-artifacts
+  --set image.tag="$operator_tag" --set replicaCount=1 --set crds.install=false \
+  --set trainer.image="$trainer_image" --set artifacts.claim=arclight-artifacts
 kubectl -n arclight-system get pods -l app.kubernetes.io/name=arclight
 done_phase "operator (chart)"
 
 step "train math-solver"
 kubectl delete trainingrun math -n "$NS" --ignore-not-found >/dev/null
-kubectl delete modeldeployment math -n "$NS" --ignore-not-found >/dev/null
+# (foreground: the old model's servers are gone before the new run's ModelDeployment exists)
+kubectl delete modeldeployment math -n "$NS" --ignore-not-found --cascade=foreground >/dev/null
 kubectl apply -f hack/demo/trainingrun.yaml
 deadline=$((SECONDS + TIMEOUT)); phase=""; last=""; started=""
 while [ $SECONDS -lt $deadline ]; do
