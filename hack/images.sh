@@ -178,7 +178,7 @@ for image in "${targets[@]}"; do
   log "$image: $name:$tag ($(du -m "$archive" | cut -f1) MiB archive, $((SECONDS - t0))s)"
   if [ "$load" = 1 ]; then
     bash hack/cluster.sh load-image "$archive" >&2
-    log "$image: loaded into the cluster"
+    log "$image: in the cluster"
   fi
   built+=("$name:$tag" "$name:dev")
 done
