@@ -3,7 +3,7 @@
 #   hack/cluster.sh up [--control-plane-only]   start (or complete) the cluster; prints the admin kubeconfig path last
 #   hack/cluster.sh down                        stop everything; no process, mount, link or rule left behind
 #   hack/cluster.sh status                      what runs (exit 1 unless all of the current mode runs)
-#   hack/cluster.sh kubeconfig [--operator]     admin kubeconfig path, or arclight-system/arclight-operator's
+#   hack/cluster.sh kubeconfig [--operator]     admin kubeconfig path, or arclight-system/arclight-operator-dev's (a fresh token)
 #   hack/cluster.sh load-image ARCHIVE          import an OCI/docker archive into the cluster's containerd (k8s.io)
 #   hack/cluster.sh kubectl ARGS...             run the cluster's own kubectl (1.20) as admin
 #   hack/cluster.sh restart-apiserver           stop kube-apiserver, start it with the same flags, wait for /readyz (local backend; 2: unsupported)
@@ -45,8 +45,8 @@ case "$cmd" in
     case "${1:-}" in --operator|"") ;; *) usage ;; esac
     [ -f "$STATE/admin.kubeconfig" ] || die "no cluster kubeconfig at $STATE (run hack/cluster.sh up)"
     if [ "${1:-}" = --operator ]; then
-      # Re-ensured on every call: a Helm release that adopted the account (the chart's) takes it
-      # away again when uninstalled, and with it the token a stored kubeconfig would hold.
+      # The development account (not the chart's, which `helm uninstall` deletes), with a
+      # token minted on every call: a kubeconfig this prints is never stale.
       if [ "$backend" = local ]; then k="$(k8s_bin_dir)/kubectl"; else k="$(command -v kubectl)"; fi
       "$HERE/operator-sa.sh" "$k" "$STATE/admin.kubeconfig" "$STATE/operator.kubeconfig"
       echo "$STATE/operator.kubeconfig"

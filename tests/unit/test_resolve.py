@@ -67,7 +67,7 @@ def test_auto_everything_on_cpu():
             "temperature": "1.0",
         },
         "resources": {"gpu": {"type": "none", "count": 0}, "cpu": "1", "memory": "4Gi", "nodes": 1},
-        "rollouts": {"workers": 2, "concurrency": 8, "timeoutSeconds": 120, "retries": 1},
+        "rollouts": {"workers": 2, "concurrency": 12, "timeoutSeconds": 120, "retries": 1},
         "checkpoint": {"everySteps": 10, "keep": 2, "dir": "/artifacts/team-a/demo"},
     }
     assert config["run"] == {"name": "demo", "namespace": "team-a", "uid": "uid-1", "attempt": 1}

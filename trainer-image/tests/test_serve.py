@@ -181,3 +181,35 @@ def test_bare_model_has_no_agent(server):
     status, body = run_agent(server, {"question": "What is 7 + 5?", "answer": 12})
     assert status == 404 and "not trained by Arclight with a template" in body["detail"]
     assert "arclight" not in json.loads(get(f"{server}/v1/models")[1])["data"][0]
+
+
+def test_a_request_whose_caller_left_is_not_generated(server):
+    """A queued request is dropped when its client disconnects (a killed or timed-out rollout)."""
+    import threading
+
+    def tokens() -> int:
+        return json.loads(get(f"{server}/v1/stats")[1])["generatedTokens"]
+
+    long = {"messages": [{"role": "user", "content": "Count from 1 to 500."}],
+            "max_tokens": 160, "temperature": 0}
+    answers: list = []
+    busy = threading.Thread(target=lambda: answers.append(
+        post(f"{server}/v1/chat/completions", long)))
+    before = tokens()
+    busy.start()
+    time.sleep(1.5)  # the long generation is running: the next request waits in the queue
+    request = urllib.request.Request(
+        f"{server}/v1/chat/completions", headers={"Content-Type": "application/json"},
+        data=json.dumps({**long, "max_tokens": 64}).encode())
+    with pytest.raises((TimeoutError, urllib.error.URLError)):
+        urllib.request.urlopen(request, timeout=0.5)  # gives up while queued
+    busy.join(timeout=120)
+    [(status, body)] = answers
+    assert status == 200
+    # The queue is first in, first out: once a later request is answered, the abandoned one
+    # would have been generated too, had it not been dropped.
+    status, last = post(f"{server}/v1/chat/completions",
+                        {**long, "max_tokens": 1, "messages": [{"role": "user", "content": "Hi"}]})
+    assert status == 200
+    generated = body["usage"]["completion_tokens"] + last["usage"]["completion_tokens"]
+    assert tokens() - before == generated  # nothing generated for the request that left

@@ -107,7 +107,8 @@ BACKEND_ALGORITHMS = MappingProxyType({"cpu": ("grpo",), "verl": ("grpo", "ppo")
 CPU_RESOURCES = MappingProxyType({"cpu": "1", "memory": "4Gi"})
 GPU_RESOURCES_PER_GPU = MappingProxyType({"cpu": 4, "memoryGi": 16})
 ROLLOUTS = MappingProxyType(
-    {"cpu": {"workers": 2, "concurrency": 8}, "verl": {"workers": 4, "concurrency": 16}}
+    {"cpu": {"workers": 2, "concurrency": 12}, "verl": {"workers": 4, "concurrency": 16}}
 )
-"""Runner processes and rollouts per runner: on CPU a default step (4 prompts x 4 samples)
-runs at once, so the policy server generates its turns as one batch."""
+"""Runner processes and rollouts per runner. On CPU 24 rollouts run at once: a default step
+(4 prompts x 4 samples) and a validation split of up to 24 items each generate a turn as one
+batch (24 greedy answers of 48 tokens: 12.1 s as one batch, 15.2 s as 16 + 8)."""
