@@ -69,7 +69,9 @@ def test_auto_everything_on_cpu():
         "resources": {"gpu": {"type": "none", "count": 0}, "cpu": "1", "memory": "4Gi", "nodes": 1},
         "rollouts": {"workers": 2, "concurrency": 12, "timeoutSeconds": 120, "retries": 1},
         "checkpoint": {"everySteps": 10, "keep": 2, "dir": "/artifacts/team-a/demo"},
+        "evaluation": {"everySteps": 0},
     }
+    assert config["evaluation"] == {"everySteps": 0}
     assert config["run"] == {"name": "demo", "namespace": "team-a", "uid": "uid-1", "attempt": 1}
     assert config["reward"]["components"] == [
         {"name": "taskSuccess", "weight": "0.8", "params": {}},
@@ -367,3 +369,9 @@ def test_catalog_matches_the_trainer_templates():
         assert list(info.default_reward) == template.default_reward, name
         rows = [line for line in (DATA / f"{name}.jsonl").read_text().splitlines() if line.strip()]
         assert info.sample_rows == len(rows), name
+
+
+def test_evaluation_every_steps_reaches_the_trainer():
+    resolved, typed = _resolve({"template": "math-solver", "evaluation": {"everySteps": 5}})
+    assert resolved["evaluation"] == {"everySteps": 5}
+    assert _json(typed)["evaluation"] == {"everySteps": 5}

@@ -40,7 +40,8 @@ def first_run(tmp_path_factory):
     port = free_port()
     config = base_config(directory, hyperparameters={**HYPERPARAMETERS, "maxSteps": 2},
                          checkpoint={"everySteps": 1, "keep": 2,
-                                     "dir": str(directory / "artifacts")})
+                                     "dir": str(directory / "artifacts")},
+                         evaluation={"everySteps": 1})
     trainer = TrainerProcess(config, directory, metrics_port=port)
     scrapes = []
     deadline = time.monotonic() + RUN_TIMEOUT_S
@@ -68,6 +69,17 @@ def test_prometheus_endpoint_follows_the_run(first_run):
     assert last["arclight_trainer_samples_per_second"] > 0
     validation = {round(s["arclight_trainer_validation_reward"], 4) for s in scrapes}
     assert round(run.report["result"]["validationRewardBefore"], 4) in validation
+
+
+def test_evaluation_every_step_and_the_latest_in_status(first_run):
+    run, _ = first_run
+    assert run.returncode == 0, run.output[-3000:]
+    # before, after step 1 (evaluation.everySteps: 1; the last step is followed by `after`)
+    labels = re.findall(r"^validation (before|step \d+|after): ", run.output, re.MULTILINE)
+    assert labels == ["before", "step 1", "after"]
+    # status.metrics.validationReward is the latest evaluation: the one after training
+    assert run.report["metrics"]["validationReward"] == run.report["result"][
+        "validationRewardAfter"]
 
 
 def test_resumed_run_continues_after_the_checkpoint(first_run, run_trainer, tmp_path):

@@ -166,6 +166,10 @@ class Rollouts(ConfigModel):
         return self.workers * self.concurrency
 
 
+class Evaluation(ConfigModel):
+    every_steps: int = Field(0, ge=0, description="Validation every N steps besides before/after.")
+
+
 class Checkpoint(ConfigModel):
     every_steps: int = Field(0, ge=0)
     keep: int = Field(2, ge=1)
@@ -212,6 +216,7 @@ class TrainerConfig(ConfigModel):
     resources: Resources = Field(default_factory=Resources)
     rollouts: Rollouts = Field(default_factory=Rollouts)
     checkpoint: Checkpoint = Field(default_factory=Checkpoint)
+    evaluation: Evaluation = Field(default_factory=Evaluation)
     resume_from: str | None = None
     tracking: Tracking = Field(default_factory=Tracking)
     report: ReportTarget | None = None

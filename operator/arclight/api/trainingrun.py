@@ -247,6 +247,17 @@ class Rollouts(SpecModel):
     )
 
 
+class Evaluation(SpecModel):
+    """When the policy is scored on the held-out validation split (greedy decoding)."""
+
+    every_steps: int = Field(
+        0,
+        ge=0,
+        description="Also evaluate every N steps (status.metrics.validationReward is the "
+        "latest); 0: only before and after training.",
+    )
+
+
 class Checkpoint(SpecModel):
     """When and where checkpoints are kept."""
 
@@ -326,6 +337,9 @@ class TrainingRunSpec(SpecModel):
     resources: Resources = Field(default_factory=Resources, description="Compute.")
     rollouts: Rollouts = Field(default_factory=Rollouts, description="Rollout workers.")
     checkpoint: Checkpoint = Field(default_factory=Checkpoint, description="Checkpoints.")
+    evaluation: Evaluation = Field(
+        default_factory=Evaluation, description="Validation during training."
+    )
     retry: Retry = Field(default_factory=Retry, description="Retries and automatic fixes.")
     budget_ref: Name | None = Field(
         None, description="CreditBudget to charge; default: the one selecting this namespace."
@@ -426,6 +440,12 @@ class ResolvedCheckpoint(StatusModel):
     dir: str
 
 
+class ResolvedEvaluation(StatusModel):
+    """When validation runs."""
+
+    every_steps: int
+
+
 class Resolved(StatusModel):
     """What `auto` turned into: the concrete settings the run uses."""
 
@@ -439,6 +459,7 @@ class Resolved(StatusModel):
     resources: ResolvedResources
     rollouts: ResolvedRollouts
     checkpoint: ResolvedCheckpoint
+    evaluation: ResolvedEvaluation | None = None
 
 
 class Progress(StatusModel):

@@ -79,6 +79,7 @@ def resolve(
             "resources": resources,
             "rollouts": rollouts,
             "checkpoint": checkpoint,
+            "evaluation": {"everySteps": spec.evaluation.every_steps},
         }
     ).model_dump(by_alias=True, mode="json")
     config = _trainer_config(spec, resolved, template, name, namespace, uid, attempt, settings)
@@ -308,6 +309,7 @@ def _trainer_config(
         ),
         rollouts=contract.Rollouts.model_validate(resolved["rollouts"]),
         checkpoint=contract.Checkpoint.model_validate(resolved["checkpoint"]),
+        evaluation=contract.Evaluation.model_validate(resolved["evaluation"]),
         resume_from=None,
         tracking=contract.Tracking.model_validate(_tracking(spec, namespace, settings)),
         report=contract.ReportTarget(config_map=f"{name}-report", namespace=namespace),

@@ -17,7 +17,13 @@ import time
 from pathlib import Path
 
 import torch
-from arclight.api.trainer import BestCheckpoint, FailureReason, ReportKey, decimal_value
+from arclight.api.trainer import (
+    BestCheckpoint,
+    FailureReason,
+    ReportKey,
+    TrainingMetrics,
+    decimal_value,
+)
 from transformers import get_scheduler
 
 from ..agent_descriptor import write_agent_descriptor
@@ -214,6 +220,10 @@ class _Loop:
               f"({len(results)} items) {memory_line()}", flush=True)
         self.last_validation = value
         self.ctx.metrics.validation_reward.set(value)
+        reported = self.ctx.reporter.documents.get(ReportKey.METRICS)
+        if isinstance(reported, TrainingMetrics):  # status shows the latest evaluation
+            self.ctx.reporter.update(metrics=TrainingMetrics.model_validate(
+                {**reported.model_dump(), "validation_reward": value}))
         return value
 
     def train(self, start_step: int) -> int:
@@ -247,6 +257,10 @@ class _Loop:
             if every and step % every == 0 and step < self.total:
                 with self.phases.timed("checkpoints"):
                     self.checkpoint(step, statistics.fmean(rewards))
+            evaluate = ctx.config.evaluation.every_steps
+            if evaluate and step % evaluate == 0 and step < self.total:
+                with self.phases.timed("evaluation"):
+                    self.evaluate(f"step {step}")
             if stopper.should_stop(statistics.fmean(rewards)):
                 print(f"early stopping at step {step}", flush=True)
                 break
