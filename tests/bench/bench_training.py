@@ -28,28 +28,27 @@ import pytest
 
 TRAINER = Path(__file__).resolve().parents[2] / "trainer-image"
 sys.path.insert(0, str(TRAINER))
+sys.path.insert(0, str(TRAINER / "tests"))
+from trainer_configs import base_config
+
 STEP_RE = re.compile(r"^step (\d+)/\d+ .*samples=(\d+) .*rollouts=([\d.]+)s update=([\d.]+)s "
                      r"peak_rss=(\d+)MB", re.MULTILINE)
 
 
 def demo_config(directory: Path, steps: int) -> dict:
     """The TrainerConfig of `hack/demo/trainingrun.yaml` as the operator resolves it."""
-    return {"apiVersion": "arclight.dev/v1alpha1", "kind": "TrainerConfig",
-            "run": {"name": "bench", "namespace": "bench", "attempt": 1},
-            "template": "math-solver",
-            "dataset": {"uri": "sample://math-solver", "format": "auto",
-                        "validationFraction": "0.02"},
-            "model": {"base": "smollm2-135m-instruct", "adapter": "lora"},
-            "hyperparameters": {"learningRate": "4e-4", "batchSize": 4, "groupSize": 4,
-                                "maxSteps": steps, "maxNewTokens": 48, "klCoef": "0.02",
-                                "temperature": "1.0", "scheduler": "constant"},
-            "reward": {"components": [
-                {"name": "taskSuccess", "weight": "0.8", "params": {}},
-                {"name": "format", "weight": "0.2", "params": {}},
-                {"name": "cost", "weight": "0.3", "params": {"budgetTokens": "16"}}]},
-            "rollouts": {"workers": 2, "concurrency": 12, "timeoutSeconds": 120},
-            "checkpoint": {"everySteps": 0, "keep": 1, "dir": str(directory / "artifacts")},
-            "seed": 42}
+    return base_config(
+        directory, run={"name": "bench", "namespace": "bench", "attempt": 1},
+        model={"base": "smollm2-135m-instruct", "adapter": "lora"},
+        hyperparameters={"learningRate": "4e-4", "batchSize": 4, "groupSize": 4,
+                         "maxSteps": steps, "maxNewTokens": 48, "klCoef": "0.02",
+                         "temperature": "1.0", "scheduler": "constant"},
+        reward={"components": [
+            {"name": "taskSuccess", "weight": "0.8", "params": {}},
+            {"name": "format", "weight": "0.2", "params": {}},
+            {"name": "cost", "weight": "0.3", "params": {"budgetTokens": "16"}}]},
+        rollouts={"workers": 2, "concurrency": 12, "timeoutSeconds": 120},
+        seed=42)
 
 
 def bare_generation_s() -> float:

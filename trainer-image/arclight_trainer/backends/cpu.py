@@ -93,7 +93,8 @@ class CpuBackend(Backend):
         config, hp = ctx.config, ctx.config.hyperparameters
         torch.manual_seed(config.seed)
         limit = cpu_limit()
-        threads = max(1, min(os.cpu_count() or 1, math.ceil(limit) if limit else 1 << 10))
+        cores = os.cpu_count() or 1
+        threads = max(1, min(cores, math.ceil(limit))) if limit else cores
         torch.set_num_threads(threads)
         phases = Phases()
         with phases.timed("model load"):
@@ -137,11 +138,9 @@ class CpuBackend(Backend):
                                        timeout_s=config.rollouts.timeout_seconds)
                 loop = _Loop(ctx, model, tokenizer, reference, optimizer, scheduler, sampler,
                              server, client, kl_coef, total, phases)
-                with phases.timed("evaluation"):
-                    before = loop.evaluate("before")
+                before = loop.evaluate("before")
                 steps = loop.train(start_step)
-                with phases.timed("evaluation"):
-                    after = loop.evaluate("after")
+                after = loop.evaluate("after")
         except TrainerFailure:
             print_log_tail(topology.log_path)
             raise
@@ -213,7 +212,8 @@ class _Loop:
     def evaluate(self, label: str) -> float:
         """Mean greedy reward on the validation split (failed rollouts count as 0)."""
         tasks = [Task(f"val-{i}", item) for i, item in enumerate(self.ctx.val_items)]
-        results = self.rollouts(tasks, train=False)
+        with self.phases.timed("evaluation"):
+            results = self.rollouts(tasks, train=False)
         value = statistics.fmean(r.reward if r.reward is not None else 0.0 for r in results)
         success = statistics.fmean(float(r.success) for r in results)
         print(f"validation {label}: reward={value:.4f} success={success:.2f} "
@@ -259,8 +259,7 @@ class _Loop:
                     self.checkpoint(step, statistics.fmean(rewards))
             evaluate = ctx.config.evaluation.every_steps
             if evaluate and step % evaluate == 0 and step < self.total:
-                with self.phases.timed("evaluation"):
-                    self.evaluate(f"step {step}")
+                self.evaluate(f"step {step}")
             if stopper.should_stop(statistics.fmean(rewards)):
                 print(f"early stopping at step {step}", flush=True)
                 break
