@@ -375,3 +375,12 @@ def test_evaluation_every_steps_reaches_the_trainer():
     resolved, typed = _resolve({"template": "math-solver", "evaluation": {"everySteps": 5}})
     assert resolved["evaluation"] == {"everySteps": 5}
     assert _json(typed)["evaluation"] == {"everySteps": 5}
+
+
+@pytest.mark.parametrize(("extra", "field"), [
+    ({"rollouts": {"retries": 2}}, "spec.rollouts.retries"),
+    ({"evaluation": {"everySteps": 5}}, "spec.evaluation.everySteps")])
+def test_cpu_only_rollout_fields_are_refused_for_gpu_runs(extra, field):
+    with pytest.raises(ResolveError, match=field):
+        _resolve({"template": "math-solver", "resources": {"gpu": {"type": "a100", "count": 1}},
+                  **extra})

@@ -219,6 +219,14 @@ def _resources(spec: TrainingRunSpec, backend: str) -> dict[str, Any]:
 def _rollouts(spec: TrainingRunSpec, backend: str) -> dict[str, Any]:
     defaults = catalog.ROLLOUTS[backend]
     asked = spec.rollouts
+    if backend != "cpu":
+        # verl runs its own rollout loop: neither field reaches it yet (refused, not ignored)
+        if "retries" in asked.model_fields_set:
+            raise ResolveError("spec.rollouts.retries: only the CPU backend retries rollouts "
+                               "yet; remove it for a GPU run")
+        if spec.evaluation.every_steps:
+            raise ResolveError("spec.evaluation.everySteps: only the CPU backend evaluates "
+                               "during training yet; remove it for a GPU run")
     return {
         "workers": defaults["workers"] if asked.workers == "auto" else asked.workers,
         "concurrency": defaults["concurrency"]
