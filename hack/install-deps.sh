@@ -12,6 +12,8 @@ PACKAGES=(
   golang-go golang-github-modern-go-reflect2-dev build-essential dpkg-dev rsync
   # certificates, image builds
   openssl buildah debootstrap busybox-static skopeo jq curl ca-certificates gettext-base
+  # ledger tests: a real Postgres server
+  postgresql
 )
 
 APT=(apt-get -o DPkg::Lock::Timeout=600 -y -q)

@@ -4,6 +4,9 @@
 (control plane only, or the full cluster when an `e2e` test is selected; a no-op when it
 already runs). The cluster is left running for the next session (and for anyone sharing the
 machine); ARCLIGHT_CLUSTER_TEARDOWN=1 stops it at the end if this session started it.
+
+`postgres` (session) is a throwaway Postgres server (tests/postgres.py) and `ledger_dsn` a
+fresh database on it per test.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 import pytest
 from kube import wait_until
 from kubernetes import client, config
+from postgres import PostgresServer
 
 REPO = Path(__file__).resolve().parent.parent
 CLUSTER_SH = REPO / "hack" / "cluster.sh"
@@ -134,3 +138,22 @@ def namespace(cluster: Cluster) -> Iterator[str]:
     )
     yield name
     core.delete_namespace(name, _request_timeout=30)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A throwaway Postgres server (Debian's postgresql-15), stopped and deleted at the end."""
+    server = PostgresServer()
+    try:
+        server.start()
+    except RuntimeError as exc:  # PostgresMissing says to run hack/install-deps.sh
+        server.close()
+        pytest.fail(f"cannot start the test Postgres server: {exc}", pytrace=False)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def ledger_dsn(postgres: PostgresServer) -> str:
+    """The DSN of a fresh, empty database `t_<random>` on the `postgres` server."""
+    return postgres.create_database(f"t_{secrets.token_hex(6)}")

@@ -239,10 +239,12 @@ CHILD = ["get", "list", "watch", "create", "patch", "delete"]
 
 def test_operator_role_is_exactly_what_the_operator_uses():
     """The operator indexes every child it owns (list, watch) and prunes the ones no longer
-    desired (delete); nothing more: no Sweeps, no CreditBudget status, no secrets."""
+    desired (delete), writes CreditBudget status and removes the metering finalizer from its
+    pods (patch); nothing more: no Sweeps, no secrets."""
     expected = grants(
         (["arclight.dev"], ["trainingruns"], ["get", "list", "watch", "patch"]),
-        (["arclight.dev"], ["trainingruns/status", "modeldeployments/status"], ["get", "patch"]),
+        (["arclight.dev"], ["trainingruns/status", "modeldeployments/status",
+                            "creditbudgets/status"], ["get", "patch"]),
         (["arclight.dev"], ["trainingruns/finalizers", "modeldeployments/finalizers"],
          ["update"]),
         (["arclight.dev"], ["modeldeployments"], ["get", "list", "watch", "create", "patch"]),
@@ -251,7 +253,7 @@ def test_operator_role_is_exactly_what_the_operator_uses():
         ([""], ["services", "serviceaccounts"], CHILD),
         (["rbac.authorization.k8s.io"], ["roles", "rolebindings"], CHILD),
         (["batch"], ["jobs"], CHILD),
-        ([""], ["pods"], ["get", "list", "watch"]),
+        ([""], ["pods"], ["get", "list", "watch", "patch"]),
         (["apps"], ["deployments"], CHILD),
         (["autoscaling"], ["horizontalpodautoscalers"], CHILD),
         (["keda.sh"], ["scaledobjects"], CHILD),

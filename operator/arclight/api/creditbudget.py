@@ -34,6 +34,8 @@ class ConditionType(StrEnum):
     ACTIVE = "Active"
     WARNING = "Warning"
     EXHAUSTED = "Exhausted"
+    LEDGER_UNAVAILABLE = "LedgerUnavailable"
+    OVERLAPPING = "Overlapping"
 
 
 class Reason(StrEnum):
@@ -44,6 +46,11 @@ class Reason(StrEnum):
     THRESHOLD_CROSSED = "ThresholdCrossed"
     CREDITS_EXHAUSTED = "CreditsExhausted"
     LEDGER_UNAVAILABLE = "LedgerUnavailable"
+    LEDGER_AVAILABLE = "LedgerAvailable"
+    METERING_DISABLED = "MeteringDisabled"
+    MEASURING = "Measuring"
+    OVERLAPPING_BUDGETS = "OverlappingBudgets"
+    NO_OVERLAP = "NoOverlap"
 
 
 class LabelSelectorRequirement(SpecModel):
@@ -165,12 +172,16 @@ class CreditBudgetStatus(StatusModel):
     conditions: Conditions = Field(default_factory=list)
     period_start: datetime | None = None
     period_end: datetime | None = None
-    used: int = 0
+    granted: int | None = Field(
+        None, description="Credits of this period: spec.credits, rollover and adjustments.")
+    used: int | None = None
     remaining: int | None = None
     percent_used: int | None = None
     projected_at_period_end: int | None = None
     by_namespace: list[NamespaceUsage] = Field(default_factory=list)
     last_metered_at: datetime | None = None
+    alerts_raised: list[int] = Field(
+        default_factory=list, description="Alert thresholds already raised this period.")
 
 
 class CreditBudget(KubeObject):

@@ -84,6 +84,7 @@ class Reason(StrEnum):
     BUDGET_AVAILABLE = "BudgetAvailable"
     BUDGET_NOT_FOUND = "BudgetNotFound"
     BUDGET_EXHAUSTED = "BudgetExhausted"
+    BUDGET_CONFLICT = "BudgetConflict"
     SUSPENDED = "Suspended"
     STARTING = "Starting"
     TRAINING = "Training"

@@ -69,8 +69,11 @@ def invalid_spec(exc: ValidationError, prefix: str = "spec") -> InvalidSpec:
     head = _PATH_HEAD.match(message)
     if head and len(messages) == 1:  # a validator that names its own field
         named, rest = head.groups()
-        if named in (prefix, first.rsplit(".", 1)[-1]):
+        last = first.rsplit(".", 1)[-1]
+        if named in (prefix, last):
             message = rest
+        elif named.startswith(last + "."):  # a model's validator naming its own field
+            first, message = first + named[len(last):], rest
         elif first == prefix:
             first, message = f"{prefix}.{named}", rest
     return InvalidSpec(f"{first}: {message}")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from arclight.core.costs import Metering
 
 HPA_VERSIONS = ("autoscaling/v2", "autoscaling/v2beta2")
 KEDA_GROUP = "keda.sh"
@@ -43,13 +45,15 @@ def from_groups(groups: Mapping[str, Sequence[str]], server_minor: int = 99) -> 
 
 @dataclass(frozen=True)
 class Facts:
-    """What a pass knows besides the object: settings, capabilities and the time."""
+    """What a pass knows besides the object: settings, capabilities, the time and the newest
+    metering snapshot."""
 
     trainer_image: str = "docker.io/arclight/trainer:dev"
     artifacts_claim: str | None = None
     mlflow_uri: str | None = None
     capabilities: Capabilities = Capabilities()
     now: datetime.datetime = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    metering: Metering = field(default_factory=Metering)
 
     @property
     def now_iso(self) -> str:

@@ -10,6 +10,10 @@ VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 OWNER_KIND_LABEL = f"{GROUP}/owner-kind"
 OWNER_NAME_LABEL = f"{GROUP}/owner-name"
+OWNER_UID_LABEL = f"{GROUP}/owner-uid"
+GPU_TYPE_LABEL = f"{GROUP}/gpu-type"
+#: Held on every metered pod until its usage is in the ledger (external state).
+METERING_FINALIZER = f"{GROUP}/metering"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 
@@ -52,3 +56,15 @@ def child_metadata(owner: Owner | Mapping[str, Any], name: str, component: str,
               MANAGED_BY_LABEL: "arclight", **(extra_labels or {})}
     return {"name": name, "namespace": owner.namespace, "labels": labels,
             "ownerReferences": [owner_reference(owner)]}
+
+
+def metered_pod_metadata(labels: Mapping[str, str], owner_uid: str, gpu_type: str,
+                         metered: bool) -> dict[str, Any]:
+    """Pod template metadata: ``labels`` plus what metering reads (the owner's uid, the GPU
+    type), and the metering finalizer when the operator meters (a pod deleted while the
+    ledger is down stays until its usage is written)."""
+    meta: dict[str, Any] = {"labels": {**labels, GPU_TYPE_LABEL: gpu_type,
+                                       **({OWNER_UID_LABEL: owner_uid} if owner_uid else {})}}
+    if metered:
+        meta["finalizers"] = [METERING_FINALIZER]
+    return meta

@@ -8,6 +8,7 @@ from typing import Any
 
 from arclight.clients import discovery
 from arclight.clients.kube import Kube
+from arclight.core.costs import Metering
 from arclight.core.facts import Facts
 from arclight.core.plan import Kind
 from arclight.framework.index import ChildIndex, OwnerKey
@@ -54,6 +55,8 @@ class OperatorContext:
     references: References = field(default_factory=References)
     #: The newest known version of each owner object (watch events and our own writes).
     objects: LatestObjects = field(default_factory=LatestObjects)
+    #: The meter's newest snapshot (replaced whole after each round; disabled without one).
+    metering: Metering = field(default_factory=Metering)
 
     def facts(self) -> Facts:
         """The facts of a pass that starts now."""
@@ -61,7 +64,7 @@ class OperatorContext:
                      artifacts_claim=self.settings.artifacts_claim,
                      mlflow_uri=self.settings.mlflow_uri,
                      capabilities=discovery.capabilities(self.kube.api),
-                     now=datetime.datetime.now(datetime.UTC))
+                     now=datetime.datetime.now(datetime.UTC), metering=self.metering)
 
 
 def context(memo: Any) -> OperatorContext:

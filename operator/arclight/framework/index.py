@@ -99,6 +99,21 @@ class ChildIndex:
                 self._overlay.pop(owner, None)
         return found
 
+    def all_of(self, plural: str, group: str = "") -> list[Obj]:
+        """Every indexed child of the resource ``plural`` (all owners; no overlay)."""
+        name = "arclight_index_" + "_".join(p for p in (plural, group.replace(".", "_")) if p)
+        index = self._indexes.get(name)
+        if index is None:
+            return []
+        owners: list[OwnerKey] = []
+        for _ in range(5):
+            try:
+                owners = list(index)
+                break
+            except RuntimeError:  # changed size during iteration (kopf writes on its loop)
+                continue
+        return [child for owner in owners for child in _read(index, owner)]
+
     def wrote(self, owner: OwnerKey, obj: Mapping[str, Any]) -> None:
         """Record an object this pass created or applied (the API server's answer)."""
         self._put(owner, obj["kind"], obj["metadata"]["name"], version(obj), slim(obj))

@@ -20,3 +20,13 @@ QUEUE_DEPTH = Gauge("arclight_workqueue_depth", "Keys waiting for a reconcile pa
 TRANSITIONS = Counter("arclight_condition_transitions_total",
                       "Condition transitions written, by kind, type, status and reason.",
                       ["kind", "type", "status", "reason"])
+CREDITS_USED = Counter("arclight_credits_used",
+                       "Credits of the usage slices this replica wrote to the ledger, by "
+                       "budget (empty: none), namespace, owner kind and GPU type.",
+                       ["budget", "namespace", "kind", "gpu_type"])
+BUDGET_REMAINING = Gauge("arclight_budget_remaining_credits",
+                         "Credits left in each budget's current period.", ["budget"])
+METERING_LAG = Gauge("arclight_metering_lag_seconds",
+                     "Seconds since the last metering round that reached the ledger.")
+LEDGER_ERRORS = Counter("arclight_ledger_errors",
+                        "Metering rounds that could not reach the ledger.")

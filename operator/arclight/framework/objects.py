@@ -51,6 +51,11 @@ class LatestObjects:
         with self._lock:
             self._objects.pop(key, None)
 
+    def of_kind(self, kind: str) -> list[Obj]:
+        """The newest known objects of ``kind``."""
+        with self._lock:
+            return [obj for key, obj in self._objects.items() if key[0] == kind]
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._objects)

@@ -16,9 +16,12 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from arclight.clients.kube import Kube, load_config
+from arclight.clients.ledger import Ledger
+from arclight.core.costs import Metering
 from arclight.framework import settings as arclight_settings
 from arclight.framework.context import MEMO_KEY, OperatorContext
 from arclight.framework.frame import start_workers
+from arclight.framework.meter import Meter
 from arclight.framework.wiring import KINDS
 
 PREFIX = "arclight.dev"
@@ -86,10 +89,17 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         ensure_peering(kube, settings.peering.name, config.watch_namespaces)
     ctx = OperatorContext(settings=config, kube=kube, kinds=KINDS)
     start_workers(ctx, config.workers)
+    if config.ledger_dsn is not None:
+        ctx.metering = Metering(enabled=True)
+        memo["meter"] = Meter(ctx, Ledger(config.ledger_dsn.get_secret_value()),
+                              config.metering_interval)
+        memo["meter"].start()
     memo["http"] = await serve_http(memo, config.metrics_port)
     memo[MEMO_KEY] = ctx
-    log.info("arclight operator started: %d workers, kinds %s, trainer image %s, metrics on :%d",
-             config.workers, ", ".join(sorted(KINDS)), config.trainer_image, config.metrics_port)
+    log.info("arclight operator started: %d workers, kinds %s, trainer image %s, metrics on :%d,"
+             " metering %s", config.workers, ", ".join(sorted(KINDS)), config.trainer_image,
+             config.metrics_port, f"every {config.metering_interval:g}s" if config.ledger_dsn
+             else "off (no ledger)")
 
 
 @kopf.on.cleanup()
@@ -98,5 +108,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     ctx = memo.pop(MEMO_KEY, None)
     if isinstance(ctx, OperatorContext):
         ctx.queue.close()
+    if memo.get("meter") is not None:
+        memo["meter"].stop()
     if memo.get("http") is not None:
         await memo["http"].cleanup()

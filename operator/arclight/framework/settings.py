@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 PREFIX = "ARCLIGHT_"
 
@@ -30,6 +30,11 @@ class Settings(BaseModel):
                                    description="MLflow tracking URI given to trainers.")
     metrics_port: int = Field(8000, ge=1, le=65535, description="Port of /metrics and /readyz.")
     workers: int = Field(8, ge=1, le=64, description="Parallel reconcile workers.")
+    ledger_dsn: SecretStr | None = Field(
+        None, description="libpq DSN of the Postgres ledger (from a Secret); unset: no "
+        "metering, and CreditBudgets say so.")
+    metering_interval: float = Field(30.0, ge=0.5, le=600,
+                                     description="Seconds between metering rounds.")
     watch_namespaces: tuple[str, ...] = Field(
         (), description="Namespaces watched (kopf --namespace); empty: the whole cluster. "
         "Replicas of a namespaced install peer through a KopfPeering in each.")

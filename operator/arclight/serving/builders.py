@@ -26,7 +26,13 @@ from arclight.api.modeldeployment import (
     ServingResources,
 )
 from arclight.core.errors import parse_spec
-from arclight.core.names import COMPONENT_LABEL, GROUP, child_metadata, owner_labels
+from arclight.core.names import (
+    COMPONENT_LABEL,
+    GROUP,
+    child_metadata,
+    metered_pod_metadata,
+    owner_labels,
+)
 
 REVISION_LABEL = f"{GROUP}/revision"
 SERVER_COMPONENT = "server"
@@ -112,12 +118,14 @@ def _model_location(source: Mapping[str, str], mlflow_uri: str | None
 def build_deployment(md: Mapping[str, Any], revision: str, source: Mapping[str, str], *,
                      image: str, runtime: str, replicas: int | None,
                      mlflow_uri: str | None = None,
-                     spec: ModelDeploymentSpec | None = None) -> dict[str, Any]:
+                     spec: ModelDeploymentSpec | None = None, metered: bool = False
+                     ) -> dict[str, Any]:
     """Deployment ``<revision>`` running the trainer image's model server.
 
     ``spec`` is the validated spec (default: validated from ``md["spec"]``). ``replicas``
     None omits the field; the operator never does that for a Deployment it applied before
-    (server-side apply would then drop the count to the default of 1).
+    (server-side apply would then drop the count to the default of 1). ``metered`` puts
+    the metering finalizer on its pods.
     """
     name = md["metadata"]["name"]
     if spec is None:
@@ -146,7 +154,9 @@ def build_deployment(md: Mapping[str, Any], revision: str, source: Mapping[str, 
     deployment_spec: dict[str, Any] = {
         "selector": {"matchLabels": labels},
         "template": {
-            "metadata": {"labels": labels},
+            "metadata": metered_pod_metadata(
+                labels, md["metadata"].get("uid") or "",
+                spec.resources.gpu.type if spec.resources.gpu.count else "none", metered),
             "spec": {"containers": [container], "automountServiceAccountToken": False,
                      "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS,
                                          "fsGroup": RUN_AS,

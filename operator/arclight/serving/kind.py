@@ -20,6 +20,7 @@ CHILDREN = (
     ChildKind("autoscaling", "", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
     ChildKind(KEDA_GROUP, "", "ScaledObject", "scaledobjects"),
     ChildKind(GATEWAY_GROUP, "", "HTTPRoute", "httproutes"),
+    ChildKind("", "v1", "Pod", "pods", prune=False),  # observed for metering, never pruned
 )
 #: A run's new best checkpoint queues the ModelDeployments that read it.
 WATCHES = (ChildKind(GROUP, VERSION, "TrainingRun", "trainingruns", prune=False),)

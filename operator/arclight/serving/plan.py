@@ -191,6 +191,7 @@ class _Pass:
             manifest = build.build_deployment(
                 md, placement.revision, placement.source, image=self.facts.trainer_image,
                 runtime=runtime, replicas=replicas, mlflow_uri=self.facts.mlflow_uri,
+                metered=self.facts.metering.enabled,
                 spec=self.spec)
             self.children.append(deployment_child(manifest, live, replicas))
         for name in self.observed.of_kind("Deployment"):

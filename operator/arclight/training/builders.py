@@ -14,7 +14,13 @@ from typing import Any
 
 from arclight.api.trainer import CONFIG_KEY, TrainerConfig
 from arclight.api.trainingrun import ResolvedResources, TrainingRunSpec
-from arclight.core.names import GROUP, Owner, child_metadata, owner_labels
+from arclight.core.names import (
+    GROUP,
+    Owner,
+    child_metadata,
+    metered_pod_metadata,
+    owner_labels,
+)
 
 KIND = "TrainingRun"
 CONFIG_MOUNT = "/etc/arclight"
@@ -178,11 +184,13 @@ def _checkpoint_env(spec: TrainingRunSpec, config: TrainerConfig,
 
 def build_job(run: Owner, spec: TrainingRunSpec, config: TrainerConfig, *, image: str,
               artifacts_claim: str | None, resources: ResolvedResources,
-              overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+              overrides: Mapping[str, Any] | None = None, metered: bool = False
+              ) -> dict[str, Any]:
     """The trainer Job ``<run>-trainer-<attempt>`` (backoffLimit 0: the operator retries).
 
     ``resources`` (``status.resolved.resources``) are the pod's requests; ``overrides`` (the
-    automatic fixes in force) are recorded on the Job for the next attempt.
+    automatic fixes in force) are recorded on the Job for the next attempt; ``metered`` puts
+    the metering finalizer on its pods.
     """
     name = run.name
     attempt = config.run.attempt
@@ -222,7 +230,9 @@ def build_job(run: Owner, spec: TrainingRunSpec, config: TrainerConfig, *, image
     job_spec: dict[str, Any] = {
         "backoffLimit": 0,
         "suspend": spec.suspend or bool(queue),
-        "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
+        "template": {"metadata": metered_pod_metadata(
+            pod_labels, run.uid, resources.gpu.type if resources.gpu.count else "none", metered),
+            "spec": pod_spec},
     }
     if spec.active_deadline_seconds is not None:
         job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
@@ -267,12 +277,13 @@ def build_workers_service(run: Owner) -> dict[str, Any]:
 
 def build_children(run: Owner, spec: TrainingRunSpec, config: TrainerConfig, *, image: str,
                    artifacts_claim: str | None, resources: ResolvedResources,
-                   overrides: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+                   overrides: Mapping[str, Any] | None = None, metered: bool = False
+                   ) -> list[dict[str, Any]]:
     """Every child of the attempt, in the order to apply them (the Job last)."""
     children = [build_config_map(run, config), build_report_config_map(run), *build_rbac(run),
                 build_gateway_service(run)]
     if config.resources.nodes > 1:
         children.append(build_workers_service(run))
     children.append(build_job(run, spec, config, image=image, artifacts_claim=artifacts_claim,
-                              resources=resources, overrides=overrides))
+                              resources=resources, overrides=overrides, metered=metered))
     return children

@@ -22,9 +22,10 @@ from arclight.core.errors import DependencyNotReady, InvalidSpec
 from arclight.core.facts import Facts
 from arclight.core.names import Owner
 from arclight.core.plan import Child, Obj, ObjectRef, Observed, Plan
+from arclight.metering.pricing import credits
 from arclight.training import builders as build
 from arclight.training import diagnosis as diag
-from arclight.training.admission import Admission, admit
+from arclight.training.admission import Admission, admit, budget_verdict
 from arclight.training.reports import status_from_report
 from arclight.training.resolve import ResolveError, resolve, with_fixes
 
@@ -32,9 +33,13 @@ C, R = api.ConditionType, api.Reason
 #: Owned kinds whose undesired children are deleted (a Job only when a paused run on a
 #: cluster without Job suspension gives it up; Pods belong to their Job).
 PRUNED = ("ConfigMap", "ServiceAccount", "Role", "RoleBinding", "Service", "Job")
-WARNING_TYPES = (C.FAILED, C.DEGRADED)
+WARNING_TYPES = (C.FAILED, C.DEGRADED, C.BUDGET_EXCEEDED)
+#: How often a run held by its budget looks again (a raised budget is seen sooner when the
+#: run names it in budgetRef).
+BUDGET_RECHECK_SECONDS = 30.0
 #: Transitions that are not news: all is well again, or the pod of a new attempt starts.
-QUIET = ((C.DEGRADED, FALSE, None), (C.RUNNING, FALSE, R.STARTING))
+QUIET = ((C.DEGRADED, FALSE, None), (C.RUNNING, FALSE, R.STARTING),
+         (C.BUDGET_EXCEEDED, FALSE, None))
 
 
 def budget_ref(spec: TrainingRunSpec) -> ObjectRef | None:
@@ -71,12 +76,14 @@ class _Pass:
         self.prune: tuple[str, ...] = PRUNED
         self.object_patch: Obj | None = None
         self.applies: list[Child] = []
+        self.requeue: float | None = None
 
     # --- the pass ------------------------------------------------------------------------
 
     def run(self) -> Plan:
         report = self.observed.child("ConfigMap", build.report_name(self.name))
         self.status.update(status_from_report((report or {}).get("data") or {}))
+        self.cost()
         if self.st.is_true(C.SUCCEEDED) or self.st.is_true(C.FAILED):
             return self.finish(suspended=False)
         jobs = self.observed.of_kind("Job")
@@ -94,6 +101,9 @@ class _Pass:
             verdict = admit(self.spec, None, self.facts.capabilities)
             if not verdict.job_wanted:
                 return self.held_without_job(verdict)
+            held = self.budget_hold()
+            if held is not None:
+                return self.held_without_job(held)
             return self.start_attempt(self.spec, attempt)
         self.catch_up(jobs, attempt)
         applied = json.loads((job["metadata"].get("annotations") or {}).get(
@@ -103,6 +113,28 @@ class _Pass:
         effective = TrainingRunSpec.model_validate(
             {**applied, **{k: current[k] for k in build.MUTABLE_FIELDS if k in current}})
         return self.observe_job(job, effective, changed, attempt)
+
+    def cost(self) -> None:
+        """``status.cost`` from the meter's snapshot (ledger plus the live part); kept as it
+        was when the snapshot has no figure for this run."""
+        cost = self.facts.metering.owners.get(self.uid or "")
+        if cost is not None:
+            self.status["cost"] = {"gpuSeconds": cost.gpu_seconds,
+                                   "credits": credits(cost.credit_seconds)}
+
+    def budget_hold(self) -> Admission | None:
+        """The budget's verdict on a new attempt: the BudgetExceeded condition, and the
+        admission that holds it when the credits are spent (looked at again shortly)."""
+        budget = budget_verdict(self.spec, self.namespace, self.facts.metering)
+        if budget is None:
+            return None
+        self.st.condition(C.BUDGET_EXCEEDED, *budget.exceeded)
+        if not budget.held:
+            return None
+        self.requeue = BUDGET_RECHECK_SECONDS
+        _, reason, message = budget.exceeded
+        return Admission(job_wanted=False, hold=True, admitted=(FALSE, reason, message),
+                         running=(FALSE, reason, "Not admitted yet."))
 
     def pods_of(self, job_name: str) -> list[Obj]:
         return [p for p in self.observed.of_kind("Pod").values()
@@ -177,7 +209,8 @@ class _Pass:
         resolved_json, config, children = _attempt(
             owner, spec.model_dump_json(by_alias=True), attempt, hold,
             json.dumps(self.overrides(attempt), sort_keys=True), best if attempt > 1 else None,
-            self.facts.trainer_image, self.facts.artifacts_claim, self.facts.mlflow_uri)
+            self.facts.trainer_image, self.facts.artifacts_claim, self.facts.mlflow_uri,
+            self.facts.metering.enabled)
         return json.loads(resolved_json), config, children
 
     def start_attempt(self, spec: TrainingRunSpec, attempt: int) -> Plan:
@@ -352,13 +385,13 @@ class _Pass:
         self.st.transition_events(WARNING_TYPES, QUIET)
         return Plan(status=self.status, children=list(self.desired.values()), prune=self.prune,
                     applies=self.applies, object_patch=self.object_patch,
-                    events=self.st.events)
+                    events=self.st.events, requeue_after=self.requeue)
 
 
 @functools.lru_cache(maxsize=2048)
 def _attempt(owner: Owner, spec_json: str, attempt: int, hold: bool, fixes_json: str,
-             resume_from: str | None, image: str, claim: str | None, mlflow_uri: str | None
-             ) -> tuple[str, TrainerConfig, tuple[Child, ...]]:
+             resume_from: str | None, image: str, claim: str | None, mlflow_uri: str | None,
+             metered: bool = False) -> tuple[str, TrainerConfig, tuple[Child, ...]]:
     """Resolution and children of one attempt: a pure function of its inputs, memoised
     because every pass of an active run asks for the same ones."""
     spec = TrainingRunSpec.model_validate_json(spec_json)
@@ -373,7 +406,8 @@ def _attempt(owner: Owner, spec_json: str, attempt: int, hold: bool, fixes_json:
     config = with_fixes(config, fixes, resume_from)
     manifests = build.build_children(
         owner, spec, config, image=image, artifacts_claim=claim,
-        resources=ResolvedResources.model_validate(resolved["resources"]), overrides=fixes)
+        resources=ResolvedResources.model_validate(resolved["resources"]), overrides=fixes,
+        metered=metered)
     children = []
     for manifest in manifests:
         if manifest["kind"] == "Job":

@@ -1,0 +1,1 @@
+"""The CreditBudget room: its validation, its pure plan and its registration."""

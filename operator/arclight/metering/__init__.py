@@ -1,0 +1,1 @@
+"""Metering: what pods used, what it costs, and budget periods (pure; no I/O)."""
