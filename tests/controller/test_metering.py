@@ -8,7 +8,10 @@ with a ledger (``ARCLIGHT_LEDGER_DSN``) and a metering round every second.
 from __future__ import annotations
 
 import datetime
+import os
+import random
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -299,3 +302,43 @@ def test_a_spent_budget_holds_new_runs_until_it_is_raised(metered: Metered) -> N
         grants = conn.execute("SELECT credits, key FROM credit_transactions WHERE budget = %s "
                               "ORDER BY id", (name,)).fetchall()
     assert [g[0] for g in grants] == [1, 99]  # the grant follows spec.credits, as a ledger
+
+
+def test_kill_9_and_a_second_replica_count_every_second_once(metered: Metered, cluster,
+                                                            tmp_path) -> None:
+    """Two metering operators on one ledger, one of them killed with SIGKILL at random
+    moments while pods end: every pod's ledger total is exactly its hand computation."""
+    rng = random.Random(int(os.environ.get("ARCLIGHT_TEST_SEED", "0")) or None)
+    second = OperatorProcess(cluster.kubeconfig, tmp_path / "second.log",
+                             namespaces=metered.namespaces, env=metered.operator.extra_env)
+    second.start()
+    try:
+        now = datetime.datetime.now(UTC).replace(microsecond=0)
+        ns_a, ns_b = metered.namespaces
+        run = metered.create_run(ns_a, "r", suspend=True)
+        expected: dict[str, Decimal] = {}
+        for i in range(8):
+            name, cores = f"k{i}", rng.randint(1, 4)
+            start = now - datetime.timedelta(seconds=rng.randint(60, 7000))
+            metered.create_pod(ns_a, name, run, {"cpu": str(cores), "memory": "1Gi"})
+            seen_running = rng.random() < 0.5
+            if seen_running:  # a kubelet reports it running now; its end comes later
+                metered.report(ns_a, name, start)
+            time.sleep(rng.uniform(0, 1.5))
+            if rng.random() < 0.5:
+                metered.operator.kill()
+                time.sleep(rng.uniform(0, 1))
+                metered.operator.start(wait=False)
+            end = (datetime.datetime.now(UTC).replace(microsecond=0) if seen_running
+                   else start + datetime.timedelta(seconds=rng.randint(0, 50)))
+            metered.report(ns_a, name, start, end)
+            expected[name] = (Decimal(4 * cores) + Decimal("0.5")) * int(
+                (end - start).total_seconds())
+        metered.operator.kill()
+        metered.operator.start()
+        rows = wait_until(lambda: (r := metered.rows()) and all(
+            r.get(n, (0, False))[1] for n in expected) and r, timeout=60,
+            what="every pod's final slice written")
+        assert {n: rows[n][0] for n in expected} == expected
+    finally:
+        second.stop()
