@@ -7,9 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = clean ]; then
   KUBECONFIG="${KUBECONFIG:-$(bash hack/cluster.sh kubeconfig)}"; export KUBECONFIG
+  # The namespace first, while the operator runs: it releases the pods' metering finalizers.
   bash hack/cluster.sh kubectl delete namespace arclight-demo --ignore-not-found --timeout=180s
+  bash hack/cluster.sh kubectl delete creditbudget demo-team --ignore-not-found 2>/dev/null || true
   bash hack/cluster.sh kubectl delete pv arclight-demo-artifacts --ignore-not-found
   .venv/bin/python hack/helm.py uninstall --namespace arclight-system
+  bash hack/ledger.sh down
   exit 0
 fi
 t0=$SECONDS
@@ -27,6 +30,7 @@ step "python environments"; bash hack/setup-python.sh;    done_phase "python env
 step "local cluster";      bash hack/cluster.sh up;       done_phase "local cluster"
 KUBECONFIG="$(bash hack/cluster.sh kubeconfig)"; export KUBECONFIG
 kubectl() { bash hack/cluster.sh kubectl "$@"; }
+step "ledger (Postgres on this machine)"; bash hack/ledger.sh up; done_phase "ledger (Postgres)"
 step "images";             tags="$(bash hack/images.sh all)"; done_phase "images (build or reuse, load)"
 # The content-hash tags (first of each image's two lines): a changed image rolls the operator
 # pod and is what new trainer pods run; an unchanged one leaves the release as it is.
@@ -37,12 +41,19 @@ step "operator (Helm chart, through Helm's Go SDK)"
 # (CRDs applied by a test run first have no last-applied annotation: drop that one warning)
 kubectl apply -f crds/ 2>&1 >/dev/null | { grep -v 'last-applied-configuration' >&2 || true; }
 kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+kubectl label namespace "$NS" arclight.dev/team=demo --overwrite >/dev/null
+kubectl create namespace arclight-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+# The ledger's DSN reaches the operator only through this Secret (never logged or reported).
+kubectl -n arclight-system create secret generic arclight-ledger --from-literal=dsn="$(
+  bash hack/ledger.sh dsn)" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 # Checkpoints live on a hostPath volume owned by the trainer's user (uid 65532).
 install -d -o 65532 -g 65532 /var/lib/arclight/artifacts
 kubectl apply -f hack/demo/artifacts.yaml >/dev/null
 .venv/bin/python hack/helm.py install --namespace arclight-system --wait 300 \
   --set image.tag="$operator_tag" --set replicaCount=1 --set crds.install=false \
-  --set trainer.image="$trainer_image" --set artifacts.claim=arclight-artifacts
+  --set trainer.image="$trainer_image" --set artifacts.claim=arclight-artifacts \
+  --set ledger.dsnSecret.name=arclight-ledger --set ledger.meteringInterval=5
+kubectl apply -f hack/demo/creditbudget.yaml >/dev/null
 kubectl -n arclight-system get pods -l app.kubernetes.io/name=arclight
 done_phase "operator (chart)"
 
@@ -69,6 +80,7 @@ done
 [ -t 1 ] && echo
 [ -n "$started" ] || done_phase "trainer pod scheduled and started"
 kubectl get tr math -n "$NS"
+kubectl get creditbudget demo-team
 attempt="$(kubectl get tr math -n "$NS" -o jsonpath='{.status.attempts}')"
 kubectl logs "job/math-trainer-$attempt" -n "$NS" >"$TRAINER_LOG" 2>/dev/null || true
 done_phase "training (pod start to Succeeded)"
@@ -103,6 +115,19 @@ step "ask the trained agent (its calculator tool included, temperature 0)"
 ip="$(kubectl get service math -n "$NS" -o jsonpath='{.spec.clusterIP}')"
 report ask "http://$ip" "What is 7 + 5?" 12
 done_phase "first answer"
+
+step "what it cost (the ledger: bash hack/ledger.sh psql)"
+uid="$(kubectl get tr math -n "$NS" -o jsonpath='{.metadata.uid}')"
+for _ in $(seq 1 20); do  # the trainer pod's last slice is written within a metering round
+  [ "$(bash hack/ledger.sh psql -qAt -c "SELECT count(*) FROM usage_events WHERE owner_uid = '$uid'
+    AND final")" -ge 1 ] && break
+  sleep 2
+done
+bash hack/ledger.sh psql -c "SELECT pod_name, count(*) AS slices, sum(seconds) AS seconds,
+  round(sum(credit_seconds) / 3600, 4) AS credits FROM usage_events WHERE owner_uid = '$uid'
+  GROUP BY pod_name"
+kubectl get tr math -n "$NS"
+kubectl get creditbudget demo-team
 
 step "done in $((SECONDS - t0)) s: kubectl --kubeconfig $KUBECONFIG get arclight -A"
 report table "$PHASES" "$TRAINER_LOG"

@@ -29,6 +29,9 @@ def progress(status_json: str, seconds: str) -> str:
              f"step {step}/{total or '?'}"]
     if reward is not None:
         parts.append(f"reward {reward:.3g}")
+    cost = status.get("cost")
+    if cost is not None:
+        parts.append(f"{cost.get('credits', 0)} credits")
     if (status.get("attempts") or 1) > 1:
         parts.append(f"attempt {status['attempts']}")
     degraded = conditions.get("Degraded") or {}

@@ -18,6 +18,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import psycopg
 import pytest
+from chart_role import chart_role_kubeconfig
 from conftest import OperatorProcess
 from kube import find_condition, wait_until
 from kubernetes import client
@@ -126,11 +127,18 @@ class Metered:
 
 @pytest.fixture
 def metered(cluster, crds, postgres, tmp_path) -> Iterator[Metered]:
+    """The operator metering into a fresh database, as a service account holding exactly the
+    chart's ClusterRole (metering needs nothing more), and two namespaces of one team."""
+    with chart_role_kubeconfig(cluster) as kubeconfig:
+        yield from _metered(cluster, kubeconfig, postgres, tmp_path)
+
+
+def _metered(cluster, kubeconfig: str, postgres, tmp_path) -> Iterator[Metered]:
     core = client.CoreV1Api(cluster.api)
     team = secrets.token_hex(3)
     namespaces = (f"m-{team}-a", f"m-{team}-b")
     dsn = postgres.create_database(f"m_{team}")
-    proc = OperatorProcess(cluster.kubeconfig, tmp_path / "kopf.log", namespaces=namespaces,
+    proc = OperatorProcess(kubeconfig, tmp_path / "kopf.log", namespaces=namespaces,
                            env={"ARCLIGHT_LEDGER_DSN": dsn, "ARCLIGHT_METERING_INTERVAL": "1"})
     proc.start()
     for name in namespaces:
@@ -170,7 +178,9 @@ def test_ledger_status_and_cost_equal_the_hand_computation(metered: Metered) -> 
     now = datetime.datetime.now(UTC).replace(microsecond=0)
     ns_a, ns_b = metered.namespaces
     name = f"team-{metered.team}"
-    metered.create_budget(name, 1000, period={"type": "daily", "timeZone": midday_zone(now)})
+    # rates given (as in the sample): the API server then defaults the rest of `rates`
+    metered.create_budget(name, 1000, period={"type": "daily", "timeZone": midday_zone(now)},
+                          rates={"cpuHour": 4, "gpuHour": {"a100": 35}})
     run = metered.create_run(ns_a, "r", suspend=True)
     gpu_run = metered.create_run(ns_b, "g", suspend=True)
     start = now - datetime.timedelta(seconds=4000)
@@ -231,6 +241,7 @@ def test_ledger_status_and_cost_equal_the_hand_computation(metered: Metered) -> 
         grants = conn.execute("SELECT kind, credits FROM credit_transactions WHERE budget = %s",
                               (name,)).fetchall()
     assert grants == [("grant", 1000)]
+    assert "Forbidden" not in metered.operator.log_tail(2000)  # the chart's role was enough
 
 
 def test_postgres_down_loses_nothing_and_runs_keep_reconciling(metered: Metered,
@@ -309,12 +320,12 @@ def test_kill_9_and_a_second_replica_count_every_second_once(metered: Metered, c
     """Two metering operators on one ledger, one of them killed with SIGKILL at random
     moments while pods end: every pod's ledger total is exactly its hand computation."""
     rng = random.Random(int(os.environ.get("ARCLIGHT_TEST_SEED", "0")) or None)
-    second = OperatorProcess(cluster.kubeconfig, tmp_path / "second.log",
+    second = OperatorProcess(metered.operator.kubeconfig, tmp_path / "second.log",
                              namespaces=metered.namespaces, env=metered.operator.extra_env)
     second.start()
     try:
         now = datetime.datetime.now(UTC).replace(microsecond=0)
-        ns_a, ns_b = metered.namespaces
+        ns_a = metered.namespaces[0]
         run = metered.create_run(ns_a, "r", suspend=True)
         expected: dict[str, Decimal] = {}
         for i in range(8):

@@ -8,10 +8,13 @@ checkpoint).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime
+from decimal import Decimal
 
 import pytest
 from arclight.api.modeldeployment import ServingResources
+from arclight.core.costs import Metering, OwnerCost
 from arclight.core.errors import DependencyNotReady, InvalidSpec
 from arclight.core.facts import Capabilities, Facts
 from arclight.core.plan import Child, Observed, Plan
@@ -671,3 +674,15 @@ def test_kind_owns_every_pruned_kind_and_watches_training_runs():
         ("arclight.dev", "TrainingRun")]
     optional = {c.kind: c.version for c in CHILDREN if c.group not in ("", "apps")}
     assert optional == {"HorizontalPodAutoscaler": "", "ScaledObject": "", "HTTPRoute": ""}
+
+
+def test_cost_of_its_replicas_comes_from_the_meter_and_metered_pods_are_held():
+    world = World()
+    world.facts = dataclasses.replace(world.facts, metering=Metering(
+        enabled=True, owners={"uid-md": OwnerCost(Decimal(7200 * 3 + 1800), 3600)}))
+    plan = world.step()
+    assert plan.status["cost"] == {"gpuSeconds": 3600, "credits": 7}  # 6.5 rounds half up
+    (deployment,) = [c for c in plan.children if c.kind == "Deployment"]
+    meta = deployment.manifest["spec"]["template"]["metadata"]
+    assert meta["finalizers"] == ["arclight.dev/metering"]
+    assert meta["labels"]["arclight.dev/owner-uid"] == "uid-md"

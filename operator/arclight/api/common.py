@@ -111,6 +111,14 @@ class StatusModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
 
+class Cost(StatusModel):
+    """What the object's pods have cost so far: the ledger's figures plus the running pods'
+    part not written yet (credits rounded once from the exact sum)."""
+
+    gpu_seconds: int = 0
+    credits: int = 0
+
+
 class ConditionStatus(StrEnum):
     """The three values of a condition's status."""
 

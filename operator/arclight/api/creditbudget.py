@@ -120,8 +120,9 @@ class Rates(SpecModel):
     memory_gib_hour: Rate = Field(
         "0.5", alias="memoryGiBHour", description="Credits per requested GiB-hour of memory."
     )
-    storage_gib_month: Rate = Field(
-        10, alias="storageGiBMonth", description="Credits per GiB-month of storage."
+    storage_gib_month: Rate | None = Field(
+        None, alias="storageGiBMonth",
+        description="Credits per GiB-month of artifact storage. Not metered yet: refused when set.",
     )
 
 

@@ -11,6 +11,7 @@ from pydantic import ConfigDict, Field, model_validator
 from arclight.api.common import (
     API_VERSION,
     Conditions,
+    Cost,
     FractionStr,
     GpuRequest,
     KubeObject,
@@ -207,6 +208,7 @@ class ModelDeploymentStatus(StatusModel):
     ready_replicas: int = 0
     url: str | None = Field(None, description="The stable endpoint.")
     metrics: ServingMetrics | None = None
+    cost: Cost | None = Field(None, description="What its replicas have cost (all revisions).")
 
 
 class ModelDeployment(KubeObject):
@@ -228,6 +230,7 @@ PRINTER_COLUMNS = [
     {"name": "Revision", "type": "string", "jsonPath": ".status.currentRevision"},
     {"name": "Canary", "type": "string", "jsonPath": ".status.canaryRevision"},
     {"name": "Replicas", "type": "integer", "jsonPath": ".status.readyReplicas"},
+    {"name": "Credits", "type": "integer", "jsonPath": ".status.cost.credits"},
     {"name": "URL", "type": "string", "jsonPath": ".status.url", "priority": 1},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]

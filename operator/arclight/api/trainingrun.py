@@ -15,6 +15,7 @@ from arclight.api.common import (
     AutoDecimal,
     AutoInt,
     Conditions,
+    Cost,
     DecimalStr,
     Entrypoint,
     EnvVar,
@@ -522,13 +523,6 @@ class Diagnosis(StatusModel):
     auto_fix_applied: bool = Field(
         False, description="Whether the operator applied a fix for the next attempt."
     )
-
-
-class Cost(StatusModel):
-    """What the run has cost so far."""
-
-    gpu_seconds: int = 0
-    credits: int = 0
 
 
 class MlflowRun(StatusModel):

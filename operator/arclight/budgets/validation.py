@@ -26,7 +26,7 @@ def validate_creditbudget(budget: Mapping[str, Any]) -> CreditBudgetSpec:
     if spec.notify:
         raise InvalidSpec("spec.notify: budget webhooks are not delivered yet; remove notify "
                           "(alerts are the Warning condition and BudgetWarning Events)")
-    if "storage_gib_month" in spec.rates.model_fields_set:
+    if spec.rates.storage_gib_month is not None:
         raise InvalidSpec("spec.rates.storageGiBMonth: artifact storage is not metered yet; "
                           "remove the field (pods are metered by CPU, memory and GPU)")
     return spec

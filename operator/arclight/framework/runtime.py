@@ -36,6 +36,7 @@ def configure_framework(settings: kopf.OperatorSettings) -> None:
     """
     settings.posting.level = logging.WARNING
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # no line per watch event
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # a line per plugin
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     if not settings.peering.standalone and settings.peering.priority == 0:

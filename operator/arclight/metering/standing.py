@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from arclight.core.costs import BudgetUsage
+from arclight.core.costs import BudgetUsage, Metering
 from arclight.metering.pricing import credits
 
 
@@ -51,3 +51,12 @@ def by_namespace(usage: BudgetUsage) -> list[tuple[str, int]]:
     """Whole credits per namespace, largest first (ties by name)."""
     rows = [(ns, credits(cs)) for ns, cs in usage.by_namespace.items() if cs > Decimal(0)]
     return sorted(rows, key=lambda row: (-row[1], row[0]))
+
+
+def owner_cost(metering: Metering, uid: str | None) -> dict[str, int] | None:
+    """``status.cost`` of the owner ``uid`` (None when the snapshot has no figure for it:
+    the status then keeps what it had)."""
+    cost = metering.owners.get(uid or "")
+    if cost is None:
+        return None
+    return {"gpuSeconds": cost.gpu_seconds, "credits": credits(cost.credit_seconds)}

@@ -26,6 +26,7 @@ from arclight.core.conditions import FALSE, TRUE, UNKNOWN, StatusBuilder
 from arclight.core.errors import DependencyNotReady
 from arclight.core.facts import Facts
 from arclight.core.plan import Child, Obj, ObjectRef, Observed, Plan
+from arclight.metering.standing import owner_cost
 from arclight.serving import builders as build
 from arclight.serving import rollout
 
@@ -112,6 +113,9 @@ class _Pass:
         self.requeue_after: float | None = None
 
     def run(self) -> Plan:
+        cost = owner_cost(self.facts.metering, self.observed.obj["metadata"].get("uid"))
+        if cost is not None:
+            self.status["cost"] = cost
         runtime = build.runtime_for(self.spec)
         if runtime not in build.SERVABLE_RUNTIMES:
             return not_serving(self.st, "RuntimeUnavailable",

@@ -22,7 +22,7 @@ from arclight.core.errors import DependencyNotReady, InvalidSpec
 from arclight.core.facts import Facts
 from arclight.core.names import Owner
 from arclight.core.plan import Child, Obj, ObjectRef, Observed, Plan
-from arclight.metering.pricing import credits
+from arclight.metering.standing import owner_cost
 from arclight.training import builders as build
 from arclight.training import diagnosis as diag
 from arclight.training.admission import Admission, admit, budget_verdict
@@ -117,10 +117,9 @@ class _Pass:
     def cost(self) -> None:
         """``status.cost`` from the meter's snapshot (ledger plus the live part); kept as it
         was when the snapshot has no figure for this run."""
-        cost = self.facts.metering.owners.get(self.uid or "")
+        cost = owner_cost(self.facts.metering, self.uid)
         if cost is not None:
-            self.status["cost"] = {"gpuSeconds": cost.gpu_seconds,
-                                   "credits": credits(cost.credit_seconds)}
+            self.status["cost"] = cost
 
     def budget_hold(self) -> Admission | None:
         """The budget's verdict on a new attempt: the BudgetExceeded condition, and the

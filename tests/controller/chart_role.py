@@ -1,0 +1,62 @@
+"""The chart's ClusterRole bound to the tooling's own service account, for tests that run the
+operator with exactly the chart's rights (``hack/cluster.sh kubeconfig --operator``)."""
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+from helm_python.chart import Chart
+from kube import wait_until
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+REPO = Path(__file__).resolve().parents[2]
+ACCOUNT = {"kind": "ServiceAccount", "name": "arclight-operator-dev",
+           "namespace": "arclight-system"}
+
+
+def chart_rbac() -> list[dict]:
+    with Chart.load(REPO / "charts" / "arclight") as chart:
+        rendered = chart.render(values={}, name="rbac-test", namespace="arclight-system")
+    docs = [d for text in rendered.values() for d in yaml.safe_load_all(text) if d]
+    return [d for d in docs if d["kind"] in ("ClusterRole", "ClusterRoleBinding")
+            and d["metadata"]["name"] == "rbac-test-arclight-operator"]
+
+
+def _allowed(cluster, verb: str, resource: str, group: str) -> bool:
+    """Whether the operator's service account may do this, as the API server decides now."""
+    review = client.AuthorizationV1Api(cluster.api).create_subject_access_review({
+        "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+        "spec": {"user": "system:serviceaccount:arclight-system:arclight-operator-dev",
+                 "resourceAttributes": {"verb": verb, "resource": resource, "group": group}}})
+    return bool(review.status.allowed)
+
+
+@contextmanager
+def chart_role_kubeconfig(cluster) -> Iterator[str]:
+    """A kubeconfig of ``arclight-operator-dev``, bound to the chart's ClusterRole only (the
+    binding rendered with that account as its subject), removed afterwards."""
+    rbac = client.RbacAuthorizationV1Api(cluster.api)
+    role, binding = sorted(chart_rbac(), key=lambda d: d["kind"])
+    assert [s["name"] for s in binding["subjects"]] == ["arclight-operator"]  # the chart's
+    binding["subjects"] = [ACCOUNT]
+    for create, obj in ((rbac.create_cluster_role, role),
+                        (rbac.create_cluster_role_binding, binding)):
+        try:
+            create(obj)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+    kubeconfig = subprocess.run([str(REPO / "hack" / "cluster.sh"), "kubeconfig", "--operator"],
+                                capture_output=True, text=True, timeout=60,
+                                check=True).stdout.strip().splitlines()[-1]
+    wait_until(lambda: _allowed(cluster, "list", "trainingruns", "arclight.dev"), timeout=30,
+               what="the authorizer to see the new binding")
+    try:
+        yield kubeconfig
+    finally:
+        rbac.delete_cluster_role_binding(binding["metadata"]["name"])
+        rbac.delete_cluster_role(role["metadata"]["name"])
