@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 import time
@@ -326,3 +327,22 @@ def test_concurrent_overlapping_writers(ledger: Ledger, ledger_dsn: str) -> None
     assert ledger.write(every) == 3000 - len(union)  # the rest, once
     assert count(ledger_dsn) == 3000
     assert ledger.owner_usage(["run-0"])["run-0"].credit_seconds == 12 * 50 * Decimal("1.5")
+
+
+def test_a_late_reported_end_corrects_what_was_written_past_it(ledger: Ledger,
+                                                              ledger_dsn: str) -> None:
+    """Three whole slots were written while the pod looked running; its end, reported late,
+    lies 100 s into the second: the ledger keeps 900 + 100 seconds, and stays so."""
+    p = pod("late")
+    ledger.write([usage(p, n) for n in range(3)])
+    ended = dataclasses.replace(p, end=T0 + SLOT + timedelta(seconds=100))
+    final = usage(ended, 1, seconds=100, credit=Decimal("0.25"), final=True)
+    for _ in range(2):  # twice: the correction is idempotent
+        ledger.write([final])
+        rows = query(ledger_dsn, "SELECT slot, seconds, credit_seconds, final FROM usage_events"
+                     " ORDER BY slot")
+        assert rows == [(T0, SLICE_SECONDS, Decimal("1.5"), False),
+                        (T0 + SLOT, 100, Decimal("0.25"), True)]
+    # a replica that still thinks it runs writes nothing more for it
+    ledger.write([usage(p, 3)])
+    assert count(ledger_dsn) == 2

@@ -518,3 +518,15 @@ def test_a_deleted_pod_whose_container_never_ran_ended_when_deletion_was_asked()
     assert found is not None and found.end == datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
     pod["status"]["containerStatuses"][0]["state"] = {"running": {"startedAt": "x"}}
     assert pod_usage(pod).end is None  # still running: the kubelet will report its end
+
+
+def test_an_end_reported_after_the_grace_rewrites_the_slot_that_holds_it() -> None:
+    start = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    ended = dataclasses.replace(usage_of(cpu_millis=1000), start=start,
+                                end=start + timedelta(seconds=1000))
+    # 9:00-9:45 was written while the pod looked running; it ended at 9:16:40
+    (piece,) = slices(ended, start + timedelta(hours=1), start + timedelta(minutes=45),
+                      partial(credit_seconds, DEFAULT_RATES), None)
+    assert (piece.slot, piece.start, piece.end, piece.seconds, piece.final) == (
+        start + timedelta(minutes=15), start + timedelta(minutes=15),
+        start + timedelta(seconds=1000), 100, True)

@@ -55,7 +55,20 @@ INSERT INTO usage_events (pod_uid, slot, start, "end", seconds, namespace, owner
 SELECT * FROM unnest(%b::text[], %b::timestamptz[], %b::timestamptz[], %b::timestamptz[],
     %b::integer[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
     %b::integer[], %b::bigint[], %b::bigint[], %b::numeric[], %b::text[], %b::boolean[])
-ON CONFLICT (pod_uid, slot) DO NOTHING
+    AS v(pod_uid, slot, start, "end", seconds, namespace, owner_kind, owner_name, owner_uid,
+         pod_name, gpu_type, gpu_count, cpu_millis, memory_bytes, credit_seconds, budget,
+         final)
+WHERE v.final OR NOT EXISTS (
+    SELECT 1 FROM usage_events e WHERE e.pod_uid = v.pod_uid AND e.final)
+ON CONFLICT (pod_uid, slot) DO UPDATE SET start = EXCLUDED.start, "end" = EXCLUDED."end",
+    seconds = EXCLUDED.seconds, credit_seconds = EXCLUDED.credit_seconds, final = true
+    WHERE EXCLUDED.final AND NOT usage_events.final
+"""
+# A pod's end is known once: what was written past it (a kubelet that reported the end later
+# than the grace) goes, and the slot holding the end is rewritten (in the statement above).
+_TRUNCATE_AFTER_END = """
+DELETE FROM usage_events e USING unnest(%b::text[], %b::timestamptz[]) AS f(pod_uid, slot)
+WHERE e.pod_uid = f.pod_uid AND e.slot > f.slot AND NOT e.final
 """
 
 
@@ -184,10 +197,13 @@ class Ledger:
     # --- usage events ---------------------------------------------------------------------
 
     def write(self, slices: Sequence[UsageSlice]) -> int:
-        """Store slices not stored yet (key ``(pod_uid, slot)``); the number of new rows.
+        """Store slices not stored yet (key ``(pod_uid, slot)``); the number of rows written.
 
-        One statement per batch of :data:`BATCH_SIZE`, each its own transaction. Rows go in
-        key order, so concurrent writers of overlapping batches never deadlock.
+        A pod's final slice also corrects what was written past its end (a kubelet that
+        reported the end after the grace): the slot holding the end is rewritten and later
+        ones are deleted; nothing is written for a pod once its final slice is. One
+        transaction per batch of :data:`BATCH_SIZE`. Rows go in key order, so concurrent
+        writers of overlapping batches never deadlock.
         """
         unique = {(s.pod.pod_uid, _aware(s.slot, "slot")): s for s in slices}
         rows = [unique[key] for key in sorted(unique)]
@@ -200,8 +216,13 @@ class Ledger:
         with self._connection() as conn:
             for first in range(0, len(rows), BATCH_SIZE):
                 batch = rows[first:first + BATCH_SIZE]
-                cur = conn.execute(_INSERT_EVENTS, _columns(batch))
-                new += max(cur.rowcount, 0)
+                with conn.transaction():
+                    cur = conn.execute(_INSERT_EVENTS, _columns(batch))
+                    new += max(cur.rowcount, 0)
+                    finals = [s for s in batch if s.final]
+                    if finals:
+                        conn.execute(_TRUNCATE_AFTER_END, ([s.pod.pod_uid for s in finals],
+                                                           [s.slot for s in finals]))
         return new
 
     def written_until(self, pod_uids: Collection[str]) -> dict[str, tuple[datetime.datetime, bool]]:

@@ -198,14 +198,19 @@ def slices(pod: PodUsage, now: datetime, written_until: datetime | None,
     """The slices of ``pod`` to write now, in order, from ``written_until`` (or its start).
 
     An ended pod gets every slice up to its end, the last one ``final`` (a zero-length final
-    slice when nothing is left, so its end is recorded); a running pod gets only the slots that
-    ended at or before ``now - GRACE_SECONDS``. Pieces are cut at slot boundaries;
+    slice when nothing is left, so its end is recorded; when more than its end was written,
+    the slot holding the end, which the ledger rewrites); a running pod gets only the slots
+    that ended at or before ``now - GRACE_SECONDS``. Pieces are cut at slot boundaries;
     ``credit_seconds = price(pod, seconds)``.
     """
     begin = _begin(pod, written_until)
     if pod.end is not None:
         stop = pod.end.astimezone(UTC)
-        if begin >= stop:
+        if begin > stop > pod.start:
+            # written past its end (the kubelet reported it after the grace): the slot that
+            # holds the end again, final; the ledger then drops what lies after it
+            begin = max(pod.start.astimezone(UTC), slot_of(stop - _SECOND))
+        elif begin >= stop:
             return [UsageSlice(pod, slot_of(begin), begin, begin, 0, price(pod, 0), budget, True)]
     else:
         stop = slot_of(now - timedelta(seconds=GRACE_SECONDS))
