@@ -185,6 +185,8 @@ class Meter:
                     float(piece.credit_seconds / 3600))
         for pod in pods:
             self.release(pod)
+        seen = {p.usage.pod_uid for p in metered if p.usage}
+        self.written = {uid: mark for uid, mark in self.written.items() if uid in seen}
 
     def release(self, pod: _Pod) -> None:
         """Remove the metering finalizer once the pod's usage is all written (or it never
@@ -269,10 +271,8 @@ class Meter:
                     now: datetime.datetime) -> dict[str, OwnerCost]:
         """Cost per owner uid of the pods seen: the ledger's plus the live part."""
         metered = [p for p in pods if p.usage is not None and p.usage.owner_uid]
-        for pod in metered:
-            assert pod.usage is not None
-            self._owner_keys[pod.usage.owner_uid] = (pod.usage.owner_kind, pod.usage.namespace,
-                                                     pod.usage.owner_name)
+        self._owner_keys = {p.usage.owner_uid: (p.usage.owner_kind, p.usage.namespace,
+                                                p.usage.owner_name) for p in metered if p.usage}
         found = self.ledger.owner_usage({p.usage.owner_uid for p in metered if p.usage})
         costs = {uid: OwnerCost(o.credit_seconds, o.gpu_seconds) for uid, o in found.items()}
         for pod in metered:
