@@ -252,6 +252,7 @@ def phase(op: MeterOperator, args: argparse.Namespace, pg: PostgresServer, dsn: 
         wait_until(lambda: len(op.rounds()) > seen, interval=0.2, timeout=args.interval + 60,
                    what="the next round")
         fig["catch_up_round"] = max(op.rounds(), key=lambda r: r[1])
+        time.sleep(2)  # the passes it queued run, and the counts file (0.5 s) catches up
     print(f"  measuring {args.window:.0f} s", flush=True)
     return measure(op, args.window, pg)
 

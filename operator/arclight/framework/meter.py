@@ -291,13 +291,21 @@ class Meter:
     def queue_changes(self, before: Metering, after: Metering,
                       budgets: Mapping[str, CreditBudgetSpec]) -> None:
         """Queue every budget (its figures, or the ledger's state, may have changed) and the
-        owners whose cost did."""
+        owners whose cost as shown changed: whole credits, or GPU time by a minute (a running
+        pod's cost grows every round; a pass per owner per round would cost a status write
+        each at scale)."""
         for name in budgets:
             self.ctx.queue.add(("CreditBudget", None, name), "metering")
         for uid, cost in after.owners.items():
             key = self._owner_keys.get(uid)
-            if key is not None and before.owners.get(uid) != cost:
+            if key is not None and shown(before.owners.get(uid)) != shown(cost):
                 self.ctx.queue.add(key, "metering")
+
+
+def shown(cost: OwnerCost | None) -> tuple[int, int] | None:
+    """What a change of cost must change to be worth a pass: credits, GPU minutes."""
+    return None if cost is None else (pricing.credits(cost.credit_seconds),
+                                      cost.gpu_seconds // 60)
 
 
 def rates_of(budgets: Mapping[str, CreditBudgetSpec], budget: str | None) -> Rates:
