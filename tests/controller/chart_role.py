@@ -38,25 +38,38 @@ def _allowed(cluster, verb: str, resource: str, group: str) -> bool:
 @contextmanager
 def chart_role_kubeconfig(cluster) -> Iterator[str]:
     """A kubeconfig of ``arclight-operator-dev``, bound to the chart's ClusterRole only (the
-    binding rendered with that account as its subject), removed afterwards."""
+    binding rendered with that account as its subject).
+
+    The role and binding are created, or replaced by this checkout's, and then left in place:
+    deleting and re-creating them between tests races the API server's authorizer cache (a
+    check can still answer "allowed" from the old binding while the new operator's first
+    lists are refused, and kopf then backs off for a minute)."""
     rbac = client.RbacAuthorizationV1Api(cluster.api)
     role, binding = sorted(chart_rbac(), key=lambda d: d["kind"])
     assert [s["name"] for s in binding["subjects"]] == ["arclight-operator"]  # the chart's
     binding["subjects"] = [ACCOUNT]
-    for create, obj in ((rbac.create_cluster_role, role),
-                        (rbac.create_cluster_role_binding, binding)):
+    for create, read, replace, obj in (
+            (rbac.create_cluster_role, rbac.read_cluster_role, rbac.replace_cluster_role, role),
+            (rbac.create_cluster_role_binding, rbac.read_cluster_role_binding,
+             rbac.replace_cluster_role_binding, binding)):
         try:
             create(obj)
         except ApiException as exc:
             if exc.status != 409:
                 raise
+            name = obj["metadata"]["name"]
+            current = read(name)
+            if obj["kind"] == "ClusterRoleBinding" and current.role_ref.name != obj["roleRef"]["name"]:
+                raise
+            obj["metadata"]["resourceVersion"] = current.metadata.resource_version
+            replace(name, obj)
     kubeconfig = subprocess.run([str(REPO / "hack" / "cluster.sh"), "kubeconfig", "--operator"],
                                 capture_output=True, text=True, timeout=60,
                                 check=True).stdout.strip().splitlines()[-1]
-    wait_until(lambda: _allowed(cluster, "list", "trainingruns", "arclight.dev"), timeout=30,
-               what="the authorizer to see the new binding")
-    try:
-        yield kubeconfig
-    finally:
-        rbac.delete_cluster_role_binding(binding["metadata"]["name"])
-        rbac.delete_cluster_role(role["metadata"]["name"])
+    for verb, resource, group in (("list", "trainingruns", "arclight.dev"),
+                                  ("patch", "pods", ""), ("list", "namespaces", ""),
+                                  ("watch", "creditbudgets", "arclight.dev")):
+        wait_until(lambda verb=verb, resource=resource, group=group: _allowed(
+            cluster, verb, resource, group), timeout=30,
+            what=f"the authorizer to allow {verb} {resource}")
+    yield kubeconfig
