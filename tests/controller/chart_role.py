@@ -40,7 +40,8 @@ def chart_role_kubeconfig(cluster) -> Iterator[str]:
     """A kubeconfig of ``arclight-operator-dev``, bound to the chart's ClusterRole only (the
     binding rendered with that account as its subject).
 
-    The role and binding are created, or replaced by this checkout's, and then left in place:
+    The role and binding are created, or replaced by this checkout's when they differ, and
+    then left in place:
     deleting and re-creating them between tests races the API server's authorizer cache (a
     check can still answer "allowed" from the old binding while the new operator's first
     lists are refused, and kopf then backs off for a minute)."""
@@ -58,10 +59,11 @@ def chart_role_kubeconfig(cluster) -> Iterator[str]:
             if exc.status != 409:
                 raise
             name = obj["metadata"]["name"]
-            current = read(name)
-            if obj["kind"] == "ClusterRoleBinding" and current.role_ref.name != obj["roleRef"]["name"]:
-                raise
-            obj["metadata"]["resourceVersion"] = current.metadata.resource_version
+            current = rbac.api_client.sanitize_for_serialization(read(name))
+            fields = ("rules",) if obj["kind"] == "ClusterRole" else ("subjects", "roleRef")
+            if all(current.get(f) == obj.get(f) for f in fields):
+                continue  # as wanted: touching it would flip the authorizer's cache
+            obj["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             replace(name, obj)
     kubeconfig = subprocess.run([str(REPO / "hack" / "cluster.sh"), "kubeconfig", "--operator"],
                                 capture_output=True, text=True, timeout=60,
