@@ -252,12 +252,12 @@ def test_postgres_down_loses_nothing_and_runs_keep_reconciling(metered: Metered,
     metered.create_budget(name, 1000, period={"type": "daily", "timeZone": midday_zone(now)})
     run = metered.create_run(ns_a, "r", suspend=True)
     wait_until(lambda: (metered.budget(name).get("status") or {}).get("used") == 0,
-               timeout=30, what="the budget measured")
+               timeout=90, what="the budget measured")
 
     postgres.stop()
     try:
         wait_until(lambda: (c := find_condition(metered.budget(name), "LedgerUnavailable"))
-                   and c["status"] == "True", timeout=30, what="LedgerUnavailable=True")
+                   and c["status"] == "True", timeout=90, what="LedgerUnavailable=True")
         start = now - datetime.timedelta(seconds=1000)
         metered.create_pod(ns_a, "q1", run, {"cpu": "3", "memory": "2Gi"})
         metered.report(ns_a, "q1", start, start + datetime.timedelta(seconds=601))
@@ -267,7 +267,7 @@ def test_postgres_down_loses_nothing_and_runs_keep_reconciling(metered: Metered,
             GROUP, VERSION, ns_a, "trainingruns", "r",
             {"spec": {"hyperparameters": {"maxSteps": 3}}})
         wait_until(lambda: metered.run(ns_a, "r")["status"].get("observedGeneration") == 2,
-                   timeout=30, what="the run reconciled while the ledger is down")
+                   timeout=90, what="the run reconciled while the ledger is down")
         assert not metered.pod_gone(ns_a, "q1")  # held by its finalizer, not lost
     finally:
         postgres.start()
@@ -289,7 +289,7 @@ def test_a_spent_budget_holds_new_runs_until_it_is_raised(metered: Metered) -> N
     metered.create_pod(ns_a, "w1", first, {"cpu": "1", "memory": "0"})  # 4 credits
     metered.report(ns_a, "w1", start, start + datetime.timedelta(seconds=3600))
     wait_until(lambda: (c := find_condition(metered.budget(name), "Exhausted"))
-               and c["status"] == "True", timeout=60,
+               and c["status"] == "True", timeout=120,
                what=f"the budget exhausted ({metered.budget(name).get('status')})")
 
     metered.create_run(ns_a, "later")
