@@ -7,6 +7,7 @@ round; the plan asks for a pass at its period's end.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
 from typing import Any
 
 from arclight.api.creditbudget import ConditionType as C
@@ -32,12 +33,10 @@ def iso(t: datetime.datetime | None) -> str | None:
     return t.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if t else None
 
 
-def origin(obj: dict[str, Any], facts: Facts) -> datetime.datetime:
+def origin(obj: Mapping[str, Any], fallback: datetime.datetime) -> datetime.datetime:
     """When the budget began (its creation), the start of a period of type ``none``."""
     created = (obj.get("metadata") or {}).get("creationTimestamp")
-    if not created:
-        return facts.now
-    return datetime.datetime.fromisoformat(str(created))
+    return datetime.datetime.fromisoformat(str(created)) if created else fallback
 
 
 def projected(used: BudgetUsage, window: periods.Window, now: datetime.datetime) -> int | None:
@@ -59,7 +58,7 @@ class _Pass:
     def run(self) -> Plan:
         metering = self.facts.metering
         window = periods.window(self.spec.period, self.facts.now,
-                                origin(self.observed.obj, self.facts))
+                                origin(self.observed.obj, self.facts.now))
         if not metering.enabled:
             self.clear_figures()
             self.st.condition(C.ACTIVE, FALSE, R.METERING_DISABLED,

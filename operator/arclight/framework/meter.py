@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from arclight.api.creditbudget import CreditBudgetSpec, Rates
+from arclight.budgets.plan import origin as budget_origin
 from arclight.budgets.validation import validate_creditbudget
 from arclight.clients.kube import ApiError
 from arclight.clients.ledger import Ledger, LedgerUnavailable
@@ -217,7 +218,7 @@ class Meter:
         """The budget's period: grants recorded (idempotently), usage from the ledger plus
         the live part of its running pods not written yet."""
         obj = self.ctx.objects.get(("CreditBudget", None, name)) or {}
-        origin = created(obj) or now
+        origin = budget_origin(obj, now)
         window = periods.window(spec.period, now, origin)
         generation = int((obj.get("metadata") or {}).get("generation") or 0)
         granted = self.grant(name, spec, window, origin, generation)
@@ -258,14 +259,12 @@ class Meter:
         return sum(t.credits for t in rows)
 
     def live_seconds(self, pod: PodUsage, now: datetime.datetime,
-                     since: datetime.datetime) -> int:
-        """Seconds the pod used after ``since`` that are not in the ledger yet."""
+                     since: datetime.datetime | None = None) -> int:
+        """Seconds the pod used (after ``since``) that are not in the ledger yet."""
         written = self.written.get(pod.pod_uid)
         if written is not None and written[1]:
             return 0
-        begin = max(pod.start, since, written[0] if written else pod.start)
-        end = pod.end or now
-        return max(0, int((end - begin).total_seconds()))
+        return usage.unwritten_seconds(pod, now, written[0] if written else None, since)
 
     def owner_costs(self, pods: list[_Pod], budgets: Mapping[str, CreditBudgetSpec],
                     now: datetime.datetime) -> dict[str, OwnerCost]:
@@ -277,7 +276,7 @@ class Meter:
         costs = {uid: OwnerCost(o.credit_seconds, o.gpu_seconds) for uid, o in found.items()}
         for pod in metered:
             assert pod.usage is not None
-            live = self.live_seconds(pod.usage, now, pod.usage.start)
+            live = self.live_seconds(pod.usage, now)
             if not live:
                 continue
             uid = pod.usage.owner_uid
@@ -312,8 +311,3 @@ def rates_of(budgets: Mapping[str, CreditBudgetSpec], budget: str | None) -> Rat
     """The rates of ``budget`` (the documented defaults without one)."""
     spec = budgets.get(budget) if budget else None
     return spec.rates if spec is not None else pricing.DEFAULT_RATES
-
-
-def created(obj: Mapping[str, Any]) -> datetime.datetime | None:
-    stamp = (obj.get("metadata") or {}).get("creationTimestamp")
-    return datetime.datetime.fromisoformat(str(stamp)) if stamp else None

@@ -227,7 +227,12 @@ def slices(pod: PodUsage, now: datetime, written_until: datetime | None,
     return out
 
 
-def unwritten_seconds(pod: PodUsage, now: datetime, written_until: datetime | None) -> int:
-    """Seconds of usage not yet in slices: from ``written_until`` (or start) to end or now."""
+def unwritten_seconds(pod: PodUsage, now: datetime, written_until: datetime | None,
+                      since: datetime | None = None) -> int:
+    """Seconds of usage not yet in slices: from ``written_until`` (or start; not before
+    ``since``, a period's start) to end or now."""
     stop = (pod.end if pod.end is not None else now).astimezone(UTC)
-    return max((stop - _begin(pod, written_until)) // _SECOND, 0)
+    begin = _begin(pod, written_until)
+    if since is not None:
+        begin = max(begin, since.astimezone(UTC))
+    return max((stop - begin) // _SECOND, 0)
