@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # The main job, end to end on this machine: a local Kubernetes, the operator installed with its
 # Helm chart, a math-solver agent trained with Agent Lightning + GRPO, then served.
+# The credit ledger is the chart's bundled Postgres (ledger.bundled), its data on a hostPath
+# volume of this node (the local cluster has no volume provisioner).
 #   ARCLIGHT_DEMO_TIMEOUT   seconds to wait for training (default 1800)
-#   hack/demo.sh clean      remove what the demo installed (namespace first, then the operator)
+#   hack/demo.sh clean      remove what the demo installed (namespace first, then the operator,
+#                           then the ledger's claim, volume and data)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+LEDGER_DATA=/var/lib/arclight/ledger-bundled  # the ledger's volume on this node
 if [ "${1:-}" = clean ]; then
   KUBECONFIG="${KUBECONFIG:-$(bash hack/cluster.sh kubeconfig)}"; export KUBECONFIG
   # The namespace first, while the operator runs: it releases the pods' metering finalizers.
@@ -12,7 +16,11 @@ if [ "${1:-}" = clean ]; then
   bash hack/cluster.sh kubectl delete creditbudget demo-team --ignore-not-found 2>/dev/null || true
   bash hack/cluster.sh kubectl delete pv arclight-demo-artifacts --ignore-not-found
   .venv/bin/python hack/helm.py uninstall --namespace arclight-system
-  bash hack/ledger.sh down
+  # The StatefulSet's claim outlives the release (as it should): removed here, with the data.
+  bash hack/cluster.sh kubectl -n arclight-system delete pvc data-arclight-postgres-0 \
+    --ignore-not-found --timeout=120s
+  bash hack/cluster.sh kubectl delete pv arclight-demo-ledger --ignore-not-found
+  rm -rf "$LEDGER_DATA"
   exit 0
 fi
 t0=$SECONDS
@@ -30,12 +38,13 @@ step "python environments"; bash hack/setup-python.sh;    done_phase "python env
 step "local cluster";      bash hack/cluster.sh up;       done_phase "local cluster"
 KUBECONFIG="$(bash hack/cluster.sh kubeconfig)"; export KUBECONFIG
 kubectl() { bash hack/cluster.sh kubectl "$@"; }
-step "ledger (Postgres on this machine)"; bash hack/ledger.sh up; done_phase "ledger (Postgres)"
-step "images";             tags="$(bash hack/images.sh all)"; done_phase "images (build or reuse, load)"
-# The content-hash tags (first of each image's two lines): a changed image rolls the operator
-# pod and is what new trainer pods run; an unchanged one leaves the release as it is.
+step "images";             tags="$(bash hack/images.sh all postgres)"; done_phase "images (build or reuse, load)"
+# The content-hash tags (first of each image's two lines): a changed image rolls its pod (the
+# operator, the ledger's Postgres) and is what new trainer pods run; an unchanged one leaves
+# the release as it is.
 operator_tag="$(printf '%s\n' "$tags" | grep -m1 '/operator:' | cut -d: -f2)"
 trainer_image="$(printf '%s\n' "$tags" | grep -m1 '/trainer:')"
+postgres_tag="$(printf '%s\n' "$tags" | grep -m1 '/postgres:' | cut -d: -f2)"
 
 step "operator (Helm chart, through Helm's Go SDK)"
 # (CRDs applied by a test run first have no last-applied annotation: drop that one warning)
@@ -43,16 +52,29 @@ kubectl apply -f crds/ 2>&1 >/dev/null | { grep -v 'last-applied-configuration' 
 kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 kubectl label namespace "$NS" arclight.dev/team=demo --overwrite >/dev/null
 kubectl create namespace arclight-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-# The ledger's DSN reaches the operator only through this Secret (never logged or reported).
-kubectl -n arclight-system create secret generic arclight-ledger --from-literal=dsn="$(
-  bash hack/ledger.sh dsn)" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+# The ledger's volume: a hostPath PersistentVolume for the StatefulSet's claim, owned by the
+# Postgres image's user (uid 65432). The chart generates the password and the operator's DSN.
+install -d -o 65432 -g 65432 -m 700 "$LEDGER_DATA"
+kubectl apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: arclight-demo-ledger}
+spec:
+  capacity: {storage: 2Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: arclight-local
+  claimRef: {namespace: arclight-system, name: data-arclight-postgres-0}
+  hostPath: {path: $LEDGER_DATA, type: Directory}
+EOF
 # Checkpoints live on a hostPath volume owned by the trainer's user (uid 65532).
 install -d -o 65532 -g 65532 /var/lib/arclight/artifacts
 kubectl apply -f hack/demo/artifacts.yaml >/dev/null
 .venv/bin/python hack/helm.py install --namespace arclight-system --wait 300 \
   --set image.tag="$operator_tag" --set replicaCount=1 --set crds.install=false \
   --set trainer.image="$trainer_image" --set artifacts.claim=arclight-artifacts \
-  --set ledger.dsnSecret.name=arclight-ledger --set ledger.meteringInterval=5
+  --set ledger.bundled.enabled=true --set ledger.bundled.image.tag="$postgres_tag" \
+  --set ledger.bundled.storage.storageClassName=arclight-local --set ledger.meteringInterval=5
 kubectl apply -f hack/demo/creditbudget.yaml >/dev/null
 kubectl -n arclight-system get pods -l app.kubernetes.io/name=arclight
 done_phase "operator (chart)"
@@ -116,14 +138,16 @@ ip="$(kubectl get service math -n "$NS" -o jsonpath='{.spec.clusterIP}')"
 report ask "http://$ip" "What is 7 + 5?" 12
 done_phase "first answer"
 
-step "what it cost (the ledger: bash hack/ledger.sh psql)"
+step "what it cost (the ledger: kubectl -n arclight-system exec arclight-postgres-0 -- psql -U postgres arclight)"
+# The superuser, over the pod's socket (peer authentication, no password).
+ledger_psql() { kubectl -n arclight-system exec arclight-postgres-0 -- psql -U postgres -d arclight "$@"; }
 uid="$(kubectl get tr math -n "$NS" -o jsonpath='{.metadata.uid}')"
 for _ in $(seq 1 20); do  # the trainer pod's last slice is written within a metering round
-  [ "$(bash hack/ledger.sh psql -qAt -c "SELECT count(*) FROM usage_events WHERE owner_uid = '$uid'
+  [ "$(ledger_psql -qAt -c "SELECT count(*) FROM usage_events WHERE owner_uid = '$uid'
     AND final")" -ge 1 ] && break
   sleep 2
 done
-bash hack/ledger.sh psql -c "SELECT pod_name, count(*) AS slices, sum(seconds) AS seconds,
+ledger_psql -c "SELECT pod_name, count(*) AS slices, sum(seconds) AS seconds,
   round(sum(credit_seconds) / 3600, 4) AS credits FROM usage_events WHERE owner_uid = '$uid'
   GROUP BY pod_name"
 kubectl get tr math -n "$NS"

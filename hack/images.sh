@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # Build the Arclight container images and load them into the local cluster.
-#   hack/images.sh [operator|trainer|all] [--no-load]
+#   hack/images.sh [operator|trainer|postgres|all] [--no-load]
+# `all` (the default) is operator and trainer, what every install runs; postgres, the chart's
+# bundled ledger (ledger.bundled.enabled), is built only when named (the demo names it).
 # Tags: docker.io/arclight/<image>:<contenthash> and :dev (the last build). The content hash
 # covers the Dockerfile, the staged build context (sources git knows, requirements, wheel
-# names) and the base image, so a rebuild with unchanged inputs is skipped. Each build is
-# saved as a docker-archive (both tags) under ~/.cache/arclight/images/ and, unless --no-load,
-# imported with `hack/cluster.sh load-image ARCHIVE`.
+# names, .deb files) and the base image, so a rebuild with unchanged inputs is skipped. Each
+# build is saved as a docker-archive (both tags) under ~/.cache/arclight/images/ and, unless
+# --no-load, imported with `hack/cluster.sh load-image ARCHIVE`.
 #
 # No Docker, no registry, no internet besides the Debian mirror and PyPI on a cold cache
 # (CI, air-gapped sites): with a working Docker engine the script runs `docker build`;
 # otherwise `buildah bud --isolation chroot` (Debian's buildah, as root). Either way the base
 # is a Debian bookworm minbase made with debootstrap from the mirror configured in apt
 # (hack/images/base-rootfs.sh), and pip in the build installs from a wheelhouse built on this
-# host (hack/images/wheelhouse.sh) with --no-index. Once ~/.cache/arclight is filled, builds
-# need no network at all; copy that directory to an air-gapped builder to build there.
+# host (hack/images/wheelhouse.sh) with --no-index; apt in the build installs .deb files
+# downloaded on this host (hack/images/debs.sh). Once ~/.cache/arclight is filled, builds need
+# no network at all; copy that directory to an air-gapped builder to build there.
 #   ARCLIGHT_BUILDER=docker|buildah   force a builder
 #   ARCLIGHT_STORAGE_DRIVER=overlay|vfs   buildah storage driver (default: overlay if the kernel has it)
 set -euo pipefail
@@ -24,12 +27,12 @@ IMAGES_CACHE="$CACHE/images"
 KEEP_ARCHIVES=2
 
 log() { echo "images: $*" >&2; }
-usage() { echo "usage: hack/images.sh [operator|trainer|all] [--no-load]" >&2; exit 2; }
+usage() { echo "usage: hack/images.sh [operator|trainer|postgres|all] [--no-load]" >&2; exit 2; }
 
 targets=() load=1
 for arg in "$@"; do
   case "$arg" in
-    operator|trainer) targets+=("$arg") ;;
+    operator|trainer|postgres) targets+=("$arg") ;;
     all) targets+=(operator trainer) ;;
     --no-load) load=0 ;;
     *) usage ;;
@@ -42,9 +45,16 @@ sources() {
   case "$1" in
     operator) echo pyproject.toml operator controllers ;;
     trainer)  echo pyproject.toml operator controllers trainer-image/arclight_trainer ;;
+    postgres) echo hack/images/postgres ;;
   esac
 }
-dockerfile() { case "$1" in operator) echo operator/Dockerfile ;; trainer) echo trainer-image/Dockerfile ;; esac; }
+dockerfile() {
+  case "$1" in
+    operator) echo operator/Dockerfile ;;
+    trainer)  echo trainer-image/Dockerfile ;;
+    postgres) echo hack/images/postgres/Dockerfile ;;
+  esac
+}
 
 pick_builder() {
   if [ -n "${ARCLIGHT_BUILDER:-}" ]; then echo "$ARCLIGHT_BUILDER"
@@ -94,17 +104,21 @@ base_image() {
 }
 
 # Stages the build context of image $1 under $IMAGES_CACHE/context/ (the repository layout:
-# the source files git knows, plus wheels/ and, for the trainer, python3.12/) and prints it.
+# the source files git knows, plus wheels/ (Python images) or debs/ (postgres) and, for the
+# trainer, python3.12/) and prints it.
 stage_context() {
-  local image="$1" ctx="$IMAGES_CACHE/context/$1" wheels
-  wheels="$(bash hack/images/wheelhouse.sh "$image")"
+  local image="$1" ctx="$IMAGES_CACHE/context/$1" packages into
+  case "$image" in
+    postgres) packages="$(bash hack/images/debs.sh "$image")" into=debs ;;
+    *)        packages="$(bash hack/images/wheelhouse.sh "$image")" into=wheels ;;
+  esac
   rm -rf "$ctx"; mkdir -p "$ctx"
   # shellcheck disable=SC2046  # the roots are fixed words
   git ls-files -z --cached --others --exclude-standard -- $(sources "$image") \
     | while IFS= read -r -d '' f; do [ -f "$f" ] && printf '%s\0' "$f"; done \
     | xargs -0 --no-run-if-empty cp --parents -t "$ctx"
   cp .dockerignore "$ctx/"
-  cp -al "$wheels" "$ctx/wheels"
+  cp -al "$packages" "$ctx/$into"
   [ "$image" != trainer ] || cp -al "$(bash hack/images/python312.sh)" "$ctx/python3.12"
   echo "$ctx"
 }

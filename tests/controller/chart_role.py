@@ -70,6 +70,7 @@ def chart_role_kubeconfig(cluster) -> Iterator[str]:
                                 check=True).stdout.strip().splitlines()[-1]
     for verb, resource, group in (("list", "trainingruns", "arclight.dev"),
                                   ("patch", "pods", ""), ("list", "namespaces", ""),
+                                  ("list", "persistentvolumeclaims", ""),
                                   ("watch", "creditbudgets", "arclight.dev")):
         wait_until(lambda verb=verb, resource=resource, group=group: _allowed(
             cluster, verb, resource, group), timeout=30,

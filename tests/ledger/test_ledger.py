@@ -15,11 +15,13 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
+from alembic.script import ScriptDirectory
 from arclight.clients.ledger import (
     KINDS,
     Ledger,
     LedgerUnavailable,
     OwnerUsage,
+    alembic_config,
     sqlalchemy_url,
 )
 from arclight.metering.model import SLICE_SECONDS, PodUsage, UsageSlice
@@ -27,6 +29,8 @@ from postgres import PostgresServer
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 pytestmark = pytest.mark.ledger
+#: The newest migration: every ledger the operator migrates is at it.
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 SLOT = timedelta(seconds=SLICE_SECONDS)
@@ -76,13 +80,15 @@ def test_migrate_creates_the_schema_and_is_idempotent(ledger_dsn: str) -> None:
     led.close()
     tables = {r[0] for r in query(ledger_dsn, "SELECT tablename FROM pg_tables"
                                               " WHERE schemaname = 'public'")}
-    assert tables == {"usage_events", "credit_transactions", "ledger_alembic_version"}
-    assert query(ledger_dsn, "SELECT version_num FROM ledger_alembic_version") == [("0001",)]
+    assert tables == {"usage_events", "credit_transactions", "budget_notifications",
+                      "request_counts", "ledger_alembic_version"}
+    assert HEAD == "0004"
+    assert query(ledger_dsn, "SELECT version_num FROM ledger_alembic_version") == [(HEAD,)]
     columns = dict(query(ledger_dsn, "SELECT column_name, data_type FROM information_schema"
                                      ".columns WHERE table_name = 'usage_events'"))
     assert columns["slot"] == columns["end"] == "timestamp with time zone"
     assert columns["credit_seconds"] == "numeric"
-    assert columns["cpu_millis"] == columns["memory_bytes"] == "bigint"
+    assert {columns[c] for c in ("cpu_millis", "memory_bytes", "storage_bytes")} == {"bigint"}
     assert columns["seconds"] == columns["gpu_count"] == "integer"
     assert query(ledger_dsn, "SELECT numeric_precision FROM information_schema.columns"
                              " WHERE column_name = 'credit_seconds'") == [(None,)]
@@ -114,7 +120,7 @@ def test_two_replicas_migrate_at_once(ledger_dsn: str) -> None:
     for t in threads:
         t.join(60)
     assert errors == []
-    assert query(ledger_dsn, "SELECT version_num FROM ledger_alembic_version") == [("0001",)]
+    assert query(ledger_dsn, "SELECT version_num FROM ledger_alembic_version") == [(HEAD,)]
     assert count(ledger_dsn) == 0
 
 

@@ -193,6 +193,25 @@ def test_operator_role_holds_what_it_grants_to_trainers():
                                     "namespace": "arclight-system"}]
 
 
+def test_operator_reads_secrets_only_in_its_namespace():
+    """CreditBudget notify Secrets: get (no list, no watch) in the release namespace only, bound
+    to the operator's ServiceAccount; the namespace reaches the operator by the downward API."""
+    docs = render(name="team")
+    (role,) = find(docs, "Role", "team-arclight-operator-secrets")
+    assert role["metadata"]["namespace"] == "arclight-system"
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+    (binding,) = find(docs, "RoleBinding", "team-arclight-operator-secrets")
+    assert binding["metadata"]["namespace"] == "arclight-system"
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": "team-arclight-operator-secrets"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "arclight-operator",
+                                    "namespace": "arclight-system"}]
+    (dep,) = find(docs, "Deployment")
+    (env,) = [e for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]
+              if e["name"] == "ARCLIGHT_NAMESPACE"]
+    assert env["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+
+
 def test_every_port_names_its_protocol():
     """Helm installs with server-side apply, which 1.20 API servers refuse without protocol."""
     docs = render()
@@ -240,7 +259,8 @@ CHILD = ["get", "list", "watch", "create", "patch", "delete"]
 def test_operator_role_is_exactly_what_the_operator_uses():
     """The operator indexes every child it owns (list, watch) and prunes the ones no longer
     desired (delete), writes CreditBudget status and removes the metering finalizer from its
-    pods (patch); nothing more: no Sweeps, no secrets."""
+    pods (patch), lists artifact claims and sets their metering finalizer (patch); nothing
+    more: no Sweeps, no secrets."""
     expected = grants(
         (["arclight.dev"], ["trainingruns"], ["get", "list", "watch", "patch"]),
         (["arclight.dev"], ["trainingruns/status", "modeldeployments/status",
@@ -254,6 +274,7 @@ def test_operator_role_is_exactly_what_the_operator_uses():
         (["rbac.authorization.k8s.io"], ["roles", "rolebindings"], CHILD),
         (["batch"], ["jobs"], CHILD),
         ([""], ["pods"], ["get", "list", "watch", "patch"]),
+        ([""], ["persistentvolumeclaims"], ["list", "patch"]),
         (["apps"], ["deployments"], CHILD),
         (["autoscaling"], ["horizontalpodautoscalers"], CHILD),
         (["keda.sh"], ["scaledobjects"], CHILD),

@@ -686,3 +686,59 @@ def test_cost_of_its_replicas_comes_from_the_meter_and_metered_pods_are_held():
     meta = deployment.manifest["spec"]["template"]["metadata"]
     assert meta["finalizers"] == ["arclight.dev/metering"]
     assert meta["labels"]["arclight.dev/owner-uid"] == "uid-md"
+
+
+# --- the budget's say ------------------------------------------------------------------------
+
+def spent(enforcement: str = "hold", used: int = 1000) -> Metering:
+    from arclight.core.costs import BudgetUsage
+    usage = BudgetUsage(datetime.datetime(2026, 12, 1, tzinfo=datetime.UTC), None, 1000,
+                        {NS: Decimal(used) * 3600}, enforcement=enforcement)
+    return Metering(enabled=True, measured_at=NOW, budgets={"team-budget": usage},
+                    namespace_budgets={NS: ("team-budget",)})
+
+
+def test_a_spent_budget_holds_scale_ups_never_what_runs():
+    world = World(**md_spec(V1, autoscaling=scaling(1, 5)))
+    world.step()
+    revision = world.status["currentRevision"]
+    world.scale(revision, 2)  # the HPA scaled up before the credits ran out
+    world.facts = dataclasses.replace(world.facts, metering=spent())
+    result = world.step()
+    assert world.status_of("BudgetExceeded") == ("True", "BudgetExhausted")
+    assert "scale-ups wait and resume by themselves" in world.condition(
+        "BudgetExceeded")["message"]
+    assert "spec.budgetRef" not in world.condition("BudgetExceeded")["message"]
+    (hpa,) = desired(result, "HorizontalPodAutoscaler").values()
+    assert (hpa.manifest["spec"]["minReplicas"], hpa.manifest["spec"]["maxReplicas"]) == (1, 2)
+    assert world.replicas() == {revision: 2}
+    assert result.requeue_after == 30.0
+    world.facts = dataclasses.replace(world.facts, metering=spent(used=10))
+    result = world.step()
+    assert world.status_of("BudgetExceeded") == ("False", "BudgetAvailable")
+    (hpa,) = desired(result, "HorizontalPodAutoscaler").values()
+    assert hpa.manifest["spec"]["maxReplicas"] == 5
+
+
+def test_a_new_deployment_under_a_spent_budget_gets_no_replica_and_says_why():
+    world = World()
+    world.facts = dataclasses.replace(world.facts, metering=spent())
+    result = world.step()
+    assert set(world.replicas().values()) == {0}
+    assert not desired(result, "HorizontalPodAutoscaler")
+    assert world.status_of("Ready") == ("False", "BudgetExhausted")
+    warn = dataclasses.replace(world.facts, metering=spent("warn"))
+    world.facts = warn
+    world.step()
+    assert set(world.replicas().values()) == {1}
+
+
+def test_cost_per_thousand_requests_is_shown_once_requests_are_counted():
+    world = World()
+    world.facts = dataclasses.replace(world.facts, metering=Metering(
+        enabled=True, owners={"uid-md": OwnerCost(Decimal(3600 * 5), 0, 0)}))
+    assert world.step().status["cost"] == {"gpuSeconds": 0, "credits": 5, "requests": 0}
+    world.facts = dataclasses.replace(world.facts, metering=Metering(
+        enabled=True, owners={"uid-md": OwnerCost(Decimal(3600 * 5), 0, 3000)}))
+    assert world.step().status["cost"] == {"gpuSeconds": 0, "credits": 5, "requests": 3000,
+                                           "creditsPer1000Requests": "1.67"}

@@ -2,8 +2,9 @@
 
 Starts the whole topology (gateway, rollout runner, policy server, trainer), prints a
 progress line per step and finally
-`validation reward before=X after=Y seed=S model=PATH`. Classified failures write the
-termination JSON and exit with their code (docs/architecture.md).
+`validation reward before=X after=Y seed=S model=PATH`. Classified failures, and SIGTERM
+(after a checkpoint, exit Preempted), write the termination JSON and exit with their code
+(docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def run(config: TrainerConfig, reporter: Reporter, metrics: TrainerMetrics,
     except TrainerFailure as failure:
         write_termination(failure)
         if tracker:
-            tracker.finish("FAILED")
+            tracker.finish("KILLED" if failure.reason is FailureReason.PREEMPTED else "FAILED")
         return failure.exit_code
 
 

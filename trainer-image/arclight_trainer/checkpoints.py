@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 import torch
+from arclight.api.trainer import RESUME_LATEST
 
 from .agent_descriptor import write_agent_descriptor
 from .modeling import save_merged, trainable_state
@@ -67,13 +68,12 @@ def save_checkpoint(root: Path, step: int, model, tokenizer, optimizer, schedule
     return final
 
 
-def resolve_resume(resume_from: str, root: Path) -> Path:
-    """The checkpoint directory named by `resumeFrom`: `latest`, a URI under the prefix, a path."""
-    if resume_from == "latest":
+def resolve_resume(resume_from: str, root: Path) -> Path | None:
+    """The checkpoint directory named by `resumeFrom`: `latest` (None, a fresh start, while
+    `root` holds none), a URI under the prefix, a path."""
+    if resume_from == RESUME_LATEST:
         steps = list_steps(root)
-        if not steps:
-            raise FileNotFoundError(f"resumeFrom latest: no checkpoint under {root}")
-        return steps[-1][1]
+        return steps[-1][1] if steps else None
     prefix = os.environ.get("ARCLIGHT_CHECKPOINT_URI_PREFIX", "").rstrip("/")
     if prefix and resume_from.startswith(prefix + "/"):
         path = root / resume_from[len(prefix) + 1:]

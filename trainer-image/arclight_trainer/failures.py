@@ -12,7 +12,8 @@ from arclight.api.trainer import TERMINATION_LOG, ExitCode, FailureReason, Termi
 
 @dataclass
 class TrainerFailure(Exception):
-    """A classified failure; `reason` picks the exit code (docs/architecture.md)."""
+    """A classified failure (or a preemption); `reason` picks the exit code
+    (docs/architecture.md)."""
 
     reason: FailureReason
     message: str
@@ -41,7 +42,8 @@ def termination_log_path() -> str:
 def write_termination(failure: TrainerFailure) -> None:
     """Write the failure JSON to the termination log (and stderr) for the operator."""
     report = failure.report()
-    print(f"arclight-trainer failed: {report.model_dump_json()}", file=sys.stderr, flush=True)
+    ended = "stopped" if failure.reason is FailureReason.PREEMPTED else "failed"
+    print(f"arclight-trainer {ended}: {report.model_dump_json()}", file=sys.stderr, flush=True)
     text = report.to_json()
     try:
         with open(termination_log_path(), "w") as fh:

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from .stopping import StopSignal
+
 AGENT_CLASS = "arclight_trainer.agent_main:TemplateAgent"
 POLL_INTERVAL_S = 0.05
 COLLECTORS = 8
@@ -47,12 +49,13 @@ class Task:
 
 
 class RolloutClient:
-    """Runs batches of template rollouts through the gateway and waits for them."""
+    """Runs batches of template rollouts through the gateway and waits for them; the wait
+    leaves with `Stopped` once `stop` is requested (the rollouts are left to the gateway)."""
 
     def __init__(self, api: httpx.Client, *, template: str, components: list[dict],
                  max_tokens: int, temperature: float, timeout_s: float,
-                 agent_class: str = AGENT_CLASS) -> None:
-        self.api, self.agent_class = api, agent_class
+                 agent_class: str = AGENT_CLASS, stop: StopSignal | None = None) -> None:
+        self.api, self.agent_class, self.stop = api, agent_class, stop or StopSignal()
         self.template, self.components = template, components
         self.max_tokens, self.temperature, self.timeout_s = max_tokens, temperature, timeout_s
         self._cursor = 0
@@ -81,6 +84,7 @@ class RolloutClient:
         states: dict[str, str] = {}
         deadline = time.monotonic() + self.timeout_s + 30
         while pending:
+            self.stop.check()
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{len(pending)} rollouts did not finish in "
                                    f"{self.timeout_s + 30:.0f}s")

@@ -112,3 +112,28 @@ app.kubernetes.io/component: server
 # Source: {{ $path }}
 {{ toYaml $crd }}
 {{- end }}
+
+{{/* Name of the bundled ledger's StatefulSet, Service and Secret (ledger.bundled). */}}
+{{- define "arclight.postgresName" -}}
+arclight-postgres
+{{- end }}
+
+{{/* Selector labels of the bundled ledger's Postgres pod. */}}
+{{- define "arclight.postgresSelectorLabels" -}}
+app.kubernetes.io/name: arclight
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: ledger
+{{- end }}
+
+{{/* Labels of the bundled ledger's objects. */}}
+{{- define "arclight.postgresLabels" -}}
+{{ include "arclight.labels" . }}
+app.kubernetes.io/component: ledger
+{{- end }}
+
+{{/* The bundled ledger's image: repository@digest when a digest is set, else repository:tag. */}}
+{{- define "arclight.postgresImage" -}}
+{{- with .Values.ledger.bundled.image }}
+{{- if .digest }}{{ printf "%s@%s" .repository .digest }}{{ else }}{{ printf "%s:%s" .repository .tag }}{{ end }}
+{{- end }}
+{{- end }}

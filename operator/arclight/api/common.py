@@ -119,6 +119,16 @@ class Cost(StatusModel):
     credits: int = 0
 
 
+class ServingCost(Cost):
+    """A ModelDeployment's cost, and what it served for it."""
+
+    requests: int | None = Field(
+        None, description="Requests its replicas answered (counted each metering round).")
+    credits_per_1000_requests: str | None = Field(
+        None, alias="creditsPer1000Requests",
+        description="Credits per 1,000 requests, to a hundredth of a credit.")
+
+
 class ConditionStatus(StrEnum):
     """The three values of a condition's status."""
 

@@ -14,6 +14,7 @@ from arclight.api.common import (
     KubeObject,
     ObjectMeta,
     Rate,
+    SecretKeyRef,
     SpecModel,
     StatusModel,
     WebhookTarget,
@@ -36,6 +37,7 @@ class ConditionType(StrEnum):
     EXHAUSTED = "Exhausted"
     LEDGER_UNAVAILABLE = "LedgerUnavailable"
     OVERLAPPING = "Overlapping"
+    NOTIFY_FAILING = "NotifyFailing"
 
 
 class Reason(StrEnum):
@@ -51,6 +53,9 @@ class Reason(StrEnum):
     MEASURING = "Measuring"
     OVERLAPPING_BUDGETS = "OverlappingBudgets"
     NO_OVERLAP = "NoOverlap"
+    WEBHOOK_GIVEN_UP = "WebhookGivenUp"
+    WEBHOOK_RETRYING = "WebhookRetrying"
+    WEBHOOKS_DELIVERED = "WebhooksDelivered"
 
 
 class LabelSelectorRequirement(SpecModel):
@@ -120,19 +125,63 @@ class Rates(SpecModel):
     memory_gib_hour: Rate = Field(
         "0.5", alias="memoryGiBHour", description="Credits per requested GiB-hour of memory."
     )
-    storage_gib_month: Rate | None = Field(
-        None, alias="storageGiBMonth",
-        description="Credits per GiB-month of artifact storage. Not metered yet: refused when set.",
+    storage_gib_month: Rate = Field(
+        10, alias="storageGiBMonth",
+        description="Credits per GiB-month (730 h) of artifact storage: the requested size of "
+        "the claims holding artifacts (the operator's artifacts claim, TrainingRun pvc:// "
+        "checkpoints).",
     )
 
 
 class BudgetNotification(WebhookTarget):
-    """A webhook called when the budget crosses an alert threshold or runs out."""
+    """A webhook called when the budget crosses an alert threshold or runs out.
+
+    A CreditBudget is cluster-scoped: ``secretRef`` and ``signingSecretRef`` name Secrets in
+    the operator's namespace. Each POST carries ``X-Arclight-Signature: t=<unix>,v1=<hex>``,
+    the HMAC-SHA256 of ``<unix>.<body>`` with the signing key, and is retried with backoff
+    until the receiver answers 2xx.
+    """
 
     events: list[Literal["BudgetWarning", "BudgetExhausted"]] = Field(
         default_factory=lambda: list(get_args(Literal["BudgetWarning", "BudgetExhausted"])),
         description="Events that trigger the webhook.",
     )
+    signing_secret_ref: SecretKeyRef | None = Field(
+        None, description=(
+            "Secret key (operator's namespace) whose value signs each POST "
+            "(X-Arclight-Signature); unset sends unsigned POSTs."),
+    )
+
+
+class Limits(SpecModel):
+    """How much work the budget's namespaces may run at once (a free or team plan)."""
+
+    max_runs: int | None = Field(
+        None, ge=0, alias="maxRuns",
+        description="TrainingRuns running at once; more wait in creation order.")
+    max_gpus: int | None = Field(
+        None, ge=0, alias="maxGPUs",
+        description="GPUs the budget's running TrainingRuns may request at once.")
+
+
+class Adjustment(SpecModel):
+    """Credits given back or added by the platform team, recorded once in the ledger in the
+    period current when the operator first sees it (removing it later changes nothing)."""
+
+    name: str = Field(
+        min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="Unique key of the adjustment (a ticket number, say).")
+    kind: Literal["refund", "bonus", "adjustment"] = Field(
+        "adjustment", description="`refund` and `bonus` add credits; `adjustment` may remove.")
+    credits: int = Field(description="Credits added (negative removes; only `adjustment`).")
+    reason: str = Field("", max_length=256, description="Why, for the ledger and the Event.")
+
+    @model_validator(mode="after")
+    def _sign(self) -> Self:
+        if self.kind != "adjustment" and self.credits <= 0:
+            raise ValueError(f"adjustments[{self.name}].credits: a {self.kind} adds credits "
+                             "(> 0); use kind adjustment to remove credits")
+        return self
 
 
 class CreditBudgetSpec(SpecModel):
@@ -157,6 +206,17 @@ class CreditBudgetSpec(SpecModel):
         ),
     )
     notify: list[BudgetNotification] = Field(default_factory=list, description="Webhooks.")
+    limits: Limits = Field(default_factory=Limits, description="Concurrency limits.")
+    adjustments: list[Adjustment] = Field(
+        default_factory=list, description="Refunds, bonuses and corrections (each once).")
+
+    @model_validator(mode="after")
+    def _unique_adjustments(self) -> Self:
+        names = [a.name for a in self.adjustments]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"adjustments: duplicate name {', '.join(duplicates)}")
+        return self
 
 
 class NamespaceUsage(StatusModel):
@@ -183,6 +243,9 @@ class CreditBudgetStatus(StatusModel):
     last_metered_at: datetime | None = None
     alerts_raised: list[int] = Field(
         default_factory=list, description="Alert thresholds already raised this period.")
+    running: int | None = Field(None, description="TrainingRuns admitted and running now.")
+    gpus_in_use: int | None = Field(
+        None, alias="gpusInUse", description="GPUs those TrainingRuns request.")
 
 
 class CreditBudget(KubeObject):

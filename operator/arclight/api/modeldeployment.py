@@ -11,13 +11,13 @@ from pydantic import ConfigDict, Field, model_validator
 from arclight.api.common import (
     API_VERSION,
     Conditions,
-    Cost,
     FractionStr,
     GpuRequest,
     KubeObject,
     Name,
     ObjectMeta,
     Quantity,
+    ServingCost,
     SpecModel,
     StatusModel,
     one_of_required,
@@ -41,6 +41,7 @@ class ConditionType(StrEnum):
     PROGRESSING = "Progressing"
     ROLLED_BACK = "RolledBack"
     DEGRADED = "Degraded"
+    BUDGET_EXCEEDED = "BudgetExceeded"
 
 
 class Reason(StrEnum):
@@ -56,6 +57,7 @@ class Reason(StrEnum):
     ANALYSIS_FAILED = "AnalysisFailed"
     MANUAL_ROLLBACK = "ManualRollback"
     REPLICAS_UNAVAILABLE = "ReplicasUnavailable"
+    BUDGET_EXHAUSTED = "BudgetExhausted"
 
 
 class ModelSource(SpecModel):
@@ -208,7 +210,8 @@ class ModelDeploymentStatus(StatusModel):
     ready_replicas: int = 0
     url: str | None = Field(None, description="The stable endpoint.")
     metrics: ServingMetrics | None = None
-    cost: Cost | None = Field(None, description="What its replicas have cost (all revisions).")
+    cost: ServingCost | None = Field(
+        None, description="What its replicas have cost (all revisions), and per request.")
 
 
 class ModelDeployment(KubeObject):

@@ -41,6 +41,9 @@ CONFIG_KEY = "config.json"
 TERMINATION_LOG = "/dev/termination-log"
 TERMINATION_MESSAGE_BYTES = 4096
 """The kubelet keeps at most this much of a container's termination message."""
+RESUME_LATEST = "latest"
+"""`resumeFrom` value: the newest checkpoint under `checkpoint.dir`, or a fresh start when
+there is none yet (what an attempt resumed after a suspension passes)."""
 
 
 def decimal_value(text: str | None, default: float = 0.0) -> float:
@@ -233,8 +236,9 @@ class TrainerConfig(ConfigModel):
 
 
 class FailureReason(StrEnum):
-    """A failure the trainer classified: `reason` of its TerminationReport. Each exits with
-    the ExitCode of the same name (`exit_code`)."""
+    """How the trainer ended, when not with success: `reason` of its TerminationReport. Each
+    exits with the ExitCode of the same name (`exit_code`). All are failures it classified
+    but PREEMPTED: told to stop (SIGTERM), it saved a checkpoint of its last step first."""
 
     DATASET_INVALID = "DatasetInvalid"
     DIVERGED = "Diverged"
@@ -242,6 +246,7 @@ class FailureReason(StrEnum):
     OUT_OF_MEMORY = "OutOfMemory"
     CONFIG_INVALID = "ConfigInvalid"
     ROLLOUTS_FAILED = "RolloutsFailed"
+    PREEMPTED = "Preempted"
 
     @property
     def exit_code(self) -> ExitCode:
@@ -259,6 +264,7 @@ class ExitCode(IntEnum):
     OUT_OF_MEMORY = 5  # a caught CUDA or CPU allocation failure
     CONFIG_INVALID = 6  # an invalid TrainerConfig, or one naming what the trainer lacks
     ROLLOUTS_FAILED = 7  # every rollout of a batch failed
+    PREEMPTED = 8  # stopped on SIGTERM (a Job suspended or deleted) after checkpointing
     KILLED = 137  # 128 + SIGKILL, e.g. the kernel's OOM killer (reason OOMKilled); never
     #               exited by the trainer itself
 
@@ -269,7 +275,8 @@ class ExitCode(IntEnum):
 
 
 class TerminationReport(BaseModel):
-    """The JSON object the trainer writes to `/dev/termination-log` when it fails."""
+    """The JSON object the trainer writes to `/dev/termination-log` when it fails or is
+    preempted."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -346,6 +353,7 @@ status models of arclight.api.trainingrun (status.metrics, status.bestCheckpoint
 __all__ = [
     "CONFIG_KEY",
     "REPORT_DOCUMENTS",
+    "RESUME_LATEST",
     "TERMINATION_LOG",
     "TERMINATION_MESSAGE_BYTES",
     "BestCheckpoint",

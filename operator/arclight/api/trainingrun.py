@@ -86,6 +86,8 @@ class Reason(StrEnum):
     BUDGET_NOT_FOUND = "BudgetNotFound"
     BUDGET_EXHAUSTED = "BudgetExhausted"
     BUDGET_CONFLICT = "BudgetConflict"
+    CONCURRENCY_LIMIT = "ConcurrencyLimit"
+    PREEMPTED = "Preempted"
     SUSPENDED = "Suspended"
     STARTING = "Starting"
     TRAINING = "Training"

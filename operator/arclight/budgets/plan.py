@@ -19,10 +19,12 @@ from arclight.core.errors import InvalidSpec
 from arclight.core.facts import Facts
 from arclight.core.plan import Observed, Plan
 from arclight.metering import periods
+from arclight.metering.occupancy import in_use
 from arclight.metering.pricing import credits
 from arclight.metering.standing import Standing, by_namespace, standing
 
-WARNING_TYPES = (C.WARNING, C.EXHAUSTED, C.LEDGER_UNAVAILABLE, C.OVERLAPPING)
+WARNING_TYPES = (C.WARNING, C.EXHAUSTED, C.LEDGER_UNAVAILABLE, C.OVERLAPPING,
+                 C.NOTIFY_FAILING)
 #: Longest wait between passes (the meter queues budgets after each round anyway).
 REFRESH_SECONDS = 300.0
 #: How soon to look again while the first round of a period is not measured.
@@ -79,6 +81,7 @@ class _Pass:
         figures = standing(usage)
         self.figures(usage, figures, window, metering)
         self.alerts(figures, window)
+        self.notify_condition(usage)
         self.st.condition(C.ACTIVE, TRUE, R.WITHIN_BUDGET if not figures.exhausted
                           else R.CREDITS_EXHAUSTED,
                           f"Metering {len(usage.by_namespace)} namespace(s); period "
@@ -95,6 +98,12 @@ class _Pass:
             projectedAtPeriodEnd=projected(usage, window, self.facts.now),
             byNamespace=[{"namespace": ns, "used": used} for ns, used in by_namespace(usage)],
             lastMeteredAt=iso(metering.measured_at))
+        if usage.limits.any:
+            held = in_use(self.facts.claims.get(self.name, ()))
+            self.status.update(running=held.runs, gpusInUse=held.gpus)
+        else:
+            self.status.pop("running", None)
+            self.status.pop("gpusInUse", None)
 
     def alerts(self, figures: Standing, window: periods.Window) -> None:
         """Each threshold is raised once per period: an Event when crossed, and the Warning
@@ -125,11 +134,30 @@ class _Pass:
 
     def exhausted_message(self, figures: Standing, window: periods.Window) -> str:
         consequence = {"warn": "enforcement is `warn`: nothing is held",
-                       "hold": "new TrainingRuns wait until credits return"}[
-            self.spec.enforcement]
+                       "hold": "new TrainingRuns and scale-ups wait until credits return",
+                       "stop": "running TrainingRuns are suspended after a checkpoint and "
+                               "new work waits until credits return"}[self.spec.enforcement]
         when = f"the next period starts {iso(window.end)}" if window.end else "no new period"
-        return (f"{figures.describe(self.name)}; {consequence} ({when}; or raise spec.credits)"
-                ".")
+        return (f"{figures.describe(self.name)}; {consequence} ({when}; or raise spec.credits, "
+                "or add spec.adjustments).")
+
+    def notify_condition(self, usage: BudgetUsage) -> None:
+        """Whether this period's webhooks reached their receivers (with ``spec.notify``)."""
+        if not self.spec.notify:
+            return
+        sent = usage.notifications
+        if sent.given_up:
+            self.st.condition(C.NOTIFY_FAILING, TRUE, R.WEBHOOK_GIVEN_UP, (
+                f"{len(sent.given_up)} webhook(s) of this period were given up after every "
+                f"retry ({'; '.join(sent.given_up[:3])}): check the receiver and "
+                "spec.notify; the next threshold or period notifies again."))
+        elif sent.pending:
+            self.st.condition(C.NOTIFY_FAILING, FALSE, R.WEBHOOK_RETRYING,
+                              f"{sent.pending} webhook(s) not delivered yet; retried with "
+                              "backoff.")
+        else:
+            self.st.condition(C.NOTIFY_FAILING, FALSE, R.WEBHOOKS_DELIVERED,
+                              "Every webhook of this period was delivered.")
 
     def ledger_condition(self, metering: Metering) -> None:
         if metering.error:
@@ -158,7 +186,7 @@ class _Pass:
 
     def clear_figures(self, keep_period: bool = False) -> None:
         for key in ("granted", "used", "remaining", "percentUsed", "projectedAtPeriodEnd",
-                    "byNamespace", "lastMeteredAt", "alertsRaised",
+                    "byNamespace", "lastMeteredAt", "alertsRaised", "running", "gpusInUse",
                     *(() if keep_period else ("periodStart", "periodEnd"))):
             self.status.pop(key, None)
 
@@ -170,6 +198,7 @@ class _Pass:
 
 #: Transitions that are not news: the budget becoming active, the ledger being reachable.
 QUIET = ((C.ACTIVE, TRUE, None), (C.LEDGER_UNAVAILABLE, FALSE, None),
+         (C.NOTIFY_FAILING, FALSE, None),
          (C.OVERLAPPING, FALSE, None), (C.WARNING, FALSE, None), (C.EXHAUSTED, FALSE, None),
          (C.WARNING, TRUE, None), (C.EXHAUSTED, TRUE, None))
 

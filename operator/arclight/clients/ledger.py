@@ -1,5 +1,6 @@
-"""The credit ledger in Postgres: usage events (one row per pod and slice) and credit
-transactions (grants, rollovers, refunds, bonuses, adjustments).
+"""The credit ledger in Postgres: usage events (one row per pod and slice), credit
+transactions (grants, rollovers, refunds, bonuses, adjustments) and the outbox of CreditBudget
+webhooks (one row per notification owed, claimed with a lease, until delivered).
 
 Synchronous and thread-safe: each call takes an idle connection (pinged first) or opens a new
 one (``connect_timeout`` 5 s), and gives it back afterwards; at most :data:`MAX_IDLE` are
@@ -33,6 +34,9 @@ from psycopg.rows import TupleRow
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
+from arclight.clients.ledger_outbox import Outbox
+from arclight.clients.ledger_time import aware as _aware
+from arclight.clients.ledger_time import utc as _utc
 from arclight.metering.model import UsageSlice
 
 MIGRATIONS = Path(__file__).resolve().parent / "ledger_migrations"
@@ -43,6 +47,8 @@ MAX_IDLE = 4
 #: ``pg_advisory_xact_lock`` key held while migrating ("Arclight" in ASCII).
 MIGRATE_LOCK = 0x4172636C69676874
 KINDS = ("grant", "rollover", "refund", "bonus", "adjustment")
+#: Kinds a budget's ``spec.adjustments`` record, each key once over all periods.
+ADJUSTMENT_KINDS = ("refund", "bonus", "adjustment")
 
 _Conn = psycopg.Connection[TupleRow]
 _UTC = datetime.UTC
@@ -51,17 +57,19 @@ _UTC = datetime.UTC
 _INSERT_EVENTS = """
 INSERT INTO usage_events (pod_uid, slot, start, "end", seconds, namespace, owner_kind,
     owner_name, owner_uid, pod_name, gpu_type, gpu_count, cpu_millis, memory_bytes,
-    credit_seconds, budget, final)
+    storage_bytes, credit_seconds, budget, final)
 SELECT * FROM unnest(%b::text[], %b::timestamptz[], %b::timestamptz[], %b::timestamptz[],
     %b::integer[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
-    %b::integer[], %b::bigint[], %b::bigint[], %b::numeric[], %b::text[], %b::boolean[])
+    %b::integer[], %b::bigint[], %b::bigint[], %b::bigint[], %b::numeric[], %b::text[],
+    %b::boolean[])
     AS v(pod_uid, slot, start, "end", seconds, namespace, owner_kind, owner_name, owner_uid,
-         pod_name, gpu_type, gpu_count, cpu_millis, memory_bytes, credit_seconds, budget,
-         final)
+         pod_name, gpu_type, gpu_count, cpu_millis, memory_bytes, storage_bytes,
+         credit_seconds, budget, final)
 WHERE v.final OR NOT EXISTS (
     SELECT 1 FROM usage_events e WHERE e.pod_uid = v.pod_uid AND e.final)
 ON CONFLICT (pod_uid, slot) DO UPDATE SET start = EXCLUDED.start, "end" = EXCLUDED."end",
-    seconds = EXCLUDED.seconds, credit_seconds = EXCLUDED.credit_seconds, final = true
+    seconds = EXCLUDED.seconds, storage_bytes = EXCLUDED.storage_bytes,
+    credit_seconds = EXCLUDED.credit_seconds, final = true
     WHERE EXCLUDED.final AND NOT usage_events.final
 """
 # A pod's end is known once: what was written past it (a kubelet that reported the end later
@@ -82,6 +90,19 @@ class OwnerUsage:
 
     credit_seconds: Decimal
     gpu_seconds: int  # seconds x gpu_count, summed
+
+
+@dataclass(frozen=True)
+class RequestCount:
+    """Requests one serving container (a pod's incarnation) answered, read at a time."""
+
+    pod_uid: str
+    incarnation: int
+    owner_uid: str
+    namespace: str
+    owner_name: str
+    requests: int
+    observed_at: datetime.datetime
 
 
 @dataclass(frozen=True)
@@ -126,17 +147,7 @@ def alembic_config() -> Config:
     return config
 
 
-def _aware(value: datetime.datetime, name: str) -> datetime.datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{name} must be an aware datetime, got {value!r}")
-    return value
-
-
-def _utc(value: datetime.datetime) -> datetime.datetime:
-    return value.astimezone(_UTC)
-
-
-class Ledger:
+class Ledger(Outbox):
     """The ledger at ``dsn`` (a libpq connection string or ``postgresql://`` URL)."""
 
     def __init__(self, dsn: str) -> None:
@@ -262,6 +273,37 @@ class Ledger:
             ).fetchall()
         return {uid: OwnerUsage(Decimal(credit), int(gpu)) for uid, credit, gpu in rows}
 
+    # --- requests served --------------------------------------------------------------------
+
+    def record_requests(self, counts: Sequence[RequestCount]) -> None:
+        """Record each serving container's count (the highest read per pod incarnation)."""
+        if not counts:
+            return
+        rows = sorted(counts, key=lambda c: (c.pod_uid, c.incarnation))
+        with self._connection() as conn:
+            conn.execute(
+                "INSERT INTO request_counts (pod_uid, incarnation, owner_uid, namespace,"
+                " owner_name, requests, observed_at)"
+                " SELECT * FROM unnest(%s::text[], %s::integer[], %s::text[], %s::text[],"
+                " %s::text[], %s::bigint[], %s::timestamptz[])"
+                " ON CONFLICT (pod_uid, incarnation) DO UPDATE SET"
+                " requests = GREATEST(request_counts.requests, EXCLUDED.requests),"
+                " observed_at = EXCLUDED.observed_at",
+                ([c.pod_uid for c in rows], [c.incarnation for c in rows],
+                 [c.owner_uid for c in rows], [c.namespace for c in rows],
+                 [c.owner_name for c in rows], [c.requests for c in rows],
+                 [_aware(c.observed_at, "observed_at") for c in rows]))
+
+    def owner_requests(self, owner_uids: Collection[str]) -> dict[str, int]:
+        """Requests served per owner with counts (all its pods, live and gone)."""
+        if not owner_uids:
+            return {}
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT owner_uid, sum(requests) FROM request_counts"
+                " WHERE owner_uid = ANY(%s) GROUP BY owner_uid", (list(owner_uids),)).fetchall()
+        return {uid: int(total) for uid, total in rows}
+
     # --- credit transactions --------------------------------------------------------------
 
     def record_transaction(self, budget: str, period_start: datetime.datetime, kind: str,
@@ -275,6 +317,25 @@ class Ledger:
                 " VALUES (%s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (budget, period_start, kind, key) DO NOTHING",
                 (budget, _aware(period_start, "period_start"), kind, credits, key, note),
+            )
+            return cur.rowcount == 1
+
+    def record_adjustment(self, budget: str, period_start: datetime.datetime, kind: str,
+                          credits: int, key: str, note: str = "") -> bool:
+        """Record a refund, bonus or adjustment once per ``(budget, key)`` over all periods
+        (in the period starting ``period_start`` when it is new); whether it was new."""
+        if kind not in ADJUSTMENT_KINDS:
+            raise ValueError(f"not an adjustment kind: {kind!r}")
+        with self._connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                         (f"{budget}/{key}",))
+            cur = conn.execute(
+                "INSERT INTO credit_transactions (budget, period_start, kind, credits, key, note)"
+                " SELECT %s, %s, %s, %s, %s, %s WHERE NOT EXISTS (SELECT 1 FROM"
+                " credit_transactions WHERE budget = %s AND key = %s AND kind = ANY(%s))"
+                " ON CONFLICT (budget, period_start, kind, key) DO NOTHING",
+                (budget, _aware(period_start, "period_start"), kind, credits, key, note,
+                 budget, key, list(ADJUSTMENT_KINDS)),
             )
             return cur.rowcount == 1
 
@@ -353,6 +414,7 @@ def _columns(batch: Sequence[UsageSlice]) -> tuple[list[Any], ...]:
         [s.pod.gpu_count for s in batch],
         [s.pod.cpu_millis for s in batch],
         [s.pod.memory_bytes for s in batch],
+        [s.pod.storage_bytes for s in batch],
         [s.credit_seconds for s in batch],
         [s.budget for s in batch],
         [s.final for s in batch],

@@ -9,9 +9,20 @@ Figures are exact credit-seconds (credits x 3600); plans round once for the stat
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+import functools
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Context, Decimal, DivisionByZero, Inexact, InvalidOperation, Overflow
+
+#: Digits of the exact decimal arithmetic (far more than any price needs); the context traps
+#: :class:`~decimal.Inexact`, so a figure that would need rounding raises instead of drifting.
+PRECISION = 80
+EXACT = Context(prec=PRECISION, traps=[Inexact, InvalidOperation, DivisionByZero, Overflow])
+
+
+def exact_sum(values: Iterable[Decimal]) -> Decimal:
+    """The sum of ``values``, exactly."""
+    return functools.reduce(EXACT.add, values, Decimal(0))
 
 
 @dataclass(frozen=True)
@@ -20,6 +31,43 @@ class OwnerCost:
 
     credit_seconds: Decimal = Decimal(0)
     gpu_seconds: int = 0
+    #: Requests its serving replicas answered (None: not a server, or none counted yet).
+    requests: int | None = None
+
+
+@dataclass(frozen=True)
+class Limits:
+    """A budget's concurrency limits (None: no limit)."""
+
+    max_runs: int | None = None
+    max_gpus: int | None = None
+
+    @property
+    def any(self) -> bool:
+        """Whether a limit is set."""
+        return self.max_runs is not None or self.max_gpus is not None
+
+
+@dataclass(frozen=True)
+class RunClaim:
+    """A TrainingRun that wants to run (not finished, not suspended), as admission ranks it:
+    ``running`` ones (already admitted) first, then by creation."""
+
+    uid: str
+    namespace: str
+    name: str
+    created: str
+    gpus: int
+    running: bool
+
+
+@dataclass(frozen=True)
+class Notifications:
+    """A budget's webhooks of this period not delivered: ``pending`` (being retried) and
+    ``given_up`` (what failed, for good)."""
+
+    pending: int = 0
+    given_up: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -31,11 +79,13 @@ class BudgetUsage:
     granted: int
     by_namespace: Mapping[str, Decimal] = field(default_factory=dict)
     enforcement: str = "hold"
+    limits: Limits = field(default_factory=Limits)
+    notifications: Notifications = field(default_factory=Notifications)
 
     @property
     def credit_seconds(self) -> Decimal:
         """Everything used this period, exact."""
-        return sum(self.by_namespace.values(), Decimal(0))
+        return exact_sum(self.by_namespace.values())
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from arclight.core.costs import Metering
+from arclight.core.costs import Metering, RunClaim
 
 HPA_VERSIONS = ("autoscaling/v2", "autoscaling/v2beta2")
 KEDA_GROUP = "keda.sh"
@@ -45,8 +45,8 @@ def from_groups(groups: Mapping[str, Sequence[str]], server_minor: int = 99) -> 
 
 @dataclass(frozen=True)
 class Facts:
-    """What a pass knows besides the object: settings, capabilities, the time and the newest
-    metering snapshot."""
+    """What a pass knows besides the object: settings, capabilities, the time, the newest
+    metering snapshot and the work that budgets with limits pay for."""
 
     trainer_image: str = "docker.io/arclight/trainer:dev"
     artifacts_claim: str | None = None
@@ -54,6 +54,8 @@ class Facts:
     capabilities: Capabilities = Capabilities()
     now: datetime.datetime = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
     metering: Metering = field(default_factory=Metering)
+    #: The TrainingRuns each budget with concurrency limits pays for (only those budgets).
+    claims: Mapping[str, tuple[RunClaim, ...]] = field(default_factory=dict)
 
     @property
     def now_iso(self) -> str:

@@ -15,6 +15,7 @@ from arclight.framework.index import ChildIndex, OwnerKey
 from arclight.framework.objects import LatestObjects
 from arclight.framework.queue import WorkQueue
 from arclight.framework.settings import Settings
+from arclight.metering import occupancy
 
 MEMO_KEY = "arclight"
 
@@ -64,7 +65,9 @@ class OperatorContext:
                      artifacts_claim=self.settings.artifacts_claim,
                      mlflow_uri=self.settings.mlflow_uri,
                      capabilities=discovery.capabilities(self.kube.api),
-                     now=datetime.datetime.now(datetime.UTC), metering=self.metering)
+                     now=datetime.datetime.now(datetime.UTC), metering=self.metering,
+                     claims=occupancy.claims_by_budget(self.objects.of_kind("TrainingRun"),
+                                                       self.metering))
 
 
 def context(memo: Any) -> OperatorContext:

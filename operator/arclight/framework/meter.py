@@ -7,7 +7,8 @@ writes the new slices to the ledger in one batch (idempotent: a restart, a retry
 replica never counts a second twice), releases the metering finalizer of pods whose last
 slice is written, records each budget's period grant and rollover, reads the figures back
 and publishes one :class:`~arclight.core.costs.Metering` snapshot. Budgets and the owners
-whose cost changed are queued for a pass.
+whose cost changed are queued for a pass. Artifact claims are metered alongside, into the
+same ledger and budgets (``arclight.framework.storage_meter``).
 
 When Postgres cannot be reached the round stops there: the snapshot keeps its last figures
 with the error (budgets show ``LedgerUnavailable``), finalizers hold deleted pods, runs go on
@@ -29,11 +30,21 @@ from arclight.budgets.plan import origin as budget_origin
 from arclight.budgets.validation import validate_creditbudget
 from arclight.clients.kube import ApiError
 from arclight.clients.ledger import Ledger, LedgerUnavailable
-from arclight.core.costs import BudgetUsage, Metering, OwnerCost
+from arclight.core.costs import (
+    BudgetUsage,
+    Limits,
+    Metering,
+    Notifications,
+    OwnerCost,
+    exact_sum,
+)
 from arclight.core.errors import InvalidSpec
 from arclight.core.names import METERING_FINALIZER
 from arclight.framework import metrics
 from arclight.framework.context import OperatorContext
+from arclight.framework.notifier import Notifier
+from arclight.framework.request_meter import RequestMeter
+from arclight.framework.storage_meter import StorageMeter
 from arclight.metering import periods, pricing, usage
 from arclight.metering.model import PodUsage, UsageSlice
 from arclight.metering.selection import charged_budget, namespace_budgets
@@ -57,7 +68,12 @@ class Meter:
         self.written: dict[str, tuple[datetime.datetime, bool]] = {}
         self.migrated = False
         self._stop = threading.Event()
+        self.notifier = Notifier(ctx, ledger)
+        self.storage = StorageMeter(ctx, ledger)  # artifact claims
+        self.requests = RequestMeter(ledger)
         self._owner_keys: dict[str, tuple[str, str, str]] = {}
+        #: (budget, adjustment) pairs known to be in the ledger.
+        self._adjusted: set[tuple[str, str]] = set()
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -89,9 +105,12 @@ class Meter:
             if pod.usage is not None:
                 pod.budget = charged_budget(self.budget_ref(pod.usage),
                                             selecting.get(pod.usage.namespace, ()))
+        self.storage.observe(selecting)  # before the ledger: each claim gets its finalizer
         try:
             self.ensure_schema()
             self.write(pods, budgets, now)
+            self.storage.write(budgets, now)
+            self.requests.round([p.obj for p in pods], now)
             budget_usage = {name: self.budget_figures(name, spec, pods, now)
                             for name, spec in budgets.items()}
             owners = self.owner_costs(pods, budgets, now)
@@ -111,6 +130,7 @@ class Meter:
                     figures.granted - pricing.credits(figures.credit_seconds))
         self.ctx.metering = snapshot
         self.queue_changes(previous, snapshot, budgets)
+        self.notifier.round(budgets, snapshot, now)
         return snapshot
 
     # --- what there is -------------------------------------------------------------------
@@ -229,16 +249,27 @@ class Meter:
             live = self.live_seconds(pod.usage, now, window.start)
             if live:
                 ns = pod.usage.namespace
-                by_namespace[ns] = by_namespace.get(ns, Decimal(0)) + pricing.credit_seconds(
-                    spec.rates, pod.usage, live)
+                spent = pricing.credit_seconds(spec.rates, pod.usage, live)
+                by_namespace[ns] = pricing.EXACT.add(by_namespace.get(ns, Decimal(0)), spent)
+        for ns, stored in self.storage.live(name, spec.rates, window.start, now).items():
+            by_namespace[ns] = pricing.EXACT.add(by_namespace.get(ns, Decimal(0)), stored)
+        limits = Limits(spec.limits.max_runs, spec.limits.max_gpus)
+        undelivered = (self.ledger.undelivered_notifications(name, window.start)
+                       if spec.notify else [])
         return BudgetUsage(period_start=window.start, period_end=window.end, granted=granted,
-                           by_namespace=by_namespace, enforcement=spec.enforcement)
+                           by_namespace=by_namespace, enforcement=spec.enforcement,
+                           limits=limits, notifications=Notifications(
+                               pending=sum(1 for n in undelivered if n.next_attempt_at),
+                               given_up=tuple(f"{n.event} at {n.threshold}%: {n.last_error}"
+                                              for n in undelivered
+                                              if n.next_attempt_at is None)))
 
     def grant(self, name: str, spec: CreditBudgetSpec, window: periods.Window,
               origin: datetime.datetime, generation: int) -> int:
         """Credits of the period: the grant follows ``spec.credits`` (a change mid-period is
         a grant of the difference), the rollover of the last period is recorded once, and
-        refunds, bonuses and adjustments (inserted by an operator of the platform) count."""
+        each of ``spec.adjustments`` (refunds, bonuses, corrections) is recorded once, in the
+        period current when it is first seen."""
         rows = self.ledger.transactions(name, window.start)
         granted = sum(t.credits for t in rows if t.kind == "grant")
         if granted != spec.credits:
@@ -249,12 +280,18 @@ class Meter:
             before = periods.previous(spec.period, window, origin)
             if before is not None:
                 last = self.ledger.transactions(name, before.start)
-                used = sum(self.ledger.budget_usage(name, before.start, before.end).values(),
-                           Decimal(0))
+                used = exact_sum(self.ledger.budget_usage(name, before.start,
+                                                          before.end).values())
                 left = sum(t.credits for t in last) - pricing.credits(used)
                 if last and left > 0:
                     self.ledger.record_transaction(name, window.start, "rollover", left,
                                                    note=f"unused in {before.start:%Y-%m-%d}")
+        for adjustment in spec.adjustments:
+            if (name, adjustment.name) not in self._adjusted:
+                self.ledger.record_adjustment(name, window.start, adjustment.kind,
+                                              adjustment.credits, adjustment.name,
+                                              adjustment.reason)
+                self._adjusted.add((name, adjustment.name))
         rows = self.ledger.transactions(name, window.start)
         return sum(t.credits for t in rows)
 
@@ -273,7 +310,10 @@ class Meter:
         self._owner_keys = {p.usage.owner_uid: (p.usage.owner_kind, p.usage.namespace,
                                                 p.usage.owner_name) for p in metered if p.usage}
         found = self.ledger.owner_usage({p.usage.owner_uid for p in metered if p.usage})
-        costs = {uid: OwnerCost(o.credit_seconds, o.gpu_seconds) for uid, o in found.items()}
+        served = self.ledger.owner_requests({p.usage.owner_uid for p in metered if p.usage
+                                             and p.usage.owner_kind == "ModelDeployment"})
+        costs = {uid: OwnerCost(o.credit_seconds, o.gpu_seconds, served.get(uid))
+                 for uid, o in found.items()}
         for pod in metered:
             assert pod.usage is not None
             live = self.live_seconds(pod.usage, now)
@@ -282,15 +322,16 @@ class Meter:
             uid = pod.usage.owner_uid
             known = costs.get(uid, OwnerCost())
             costs[uid] = OwnerCost(
-                known.credit_seconds + pricing.credit_seconds(
-                    rates_of(budgets, pod.budget), pod.usage, live),
-                known.gpu_seconds + live * pod.usage.gpu_count)
+                pricing.EXACT.add(known.credit_seconds, pricing.credit_seconds(
+                    rates_of(budgets, pod.budget), pod.usage, live)),
+                known.gpu_seconds + live * pod.usage.gpu_count, served.get(uid))
         return costs
 
     def queue_changes(self, before: Metering, after: Metering,
                       budgets: Mapping[str, CreditBudgetSpec]) -> None:
         """Queue every budget (its figures, or the ledger's state, may have changed) and the
-        owners whose cost as shown changed: whole credits, or GPU time by a minute (a running
+        owners whose cost as shown changed: whole credits, GPU time by a minute, or requests by
+        a hundred (a running
         pod's cost grows every round; a pass per owner per round would cost a status write
         each at scale)."""
         for name in budgets:
@@ -301,10 +342,11 @@ class Meter:
                 self.ctx.queue.add(key, "metering")
 
 
-def shown(cost: OwnerCost | None) -> tuple[int, int] | None:
-    """What a change of cost must change to be worth a pass: credits, GPU minutes."""
+def shown(cost: OwnerCost | None) -> tuple[int, int, int] | None:
+    """What a change of cost must change to be worth a pass: credits, GPU minutes, hundreds
+    of requests."""
     return None if cost is None else (pricing.credits(cost.credit_seconds),
-                                      cost.gpu_seconds // 60)
+                                      cost.gpu_seconds // 60, (cost.requests or 0) // 100)
 
 
 def rates_of(budgets: Mapping[str, CreditBudgetSpec], budget: str | None) -> Rates:

@@ -30,3 +30,6 @@ METERING_LAG = Gauge("arclight_metering_lag_seconds",
                      "Seconds since the last metering round that reached the ledger.")
 LEDGER_ERRORS = Counter("arclight_ledger_errors",
                         "Metering rounds that could not reach the ledger.")
+BUDGET_NOTIFICATIONS = Counter("arclight_budget_notifications_total",
+                               "CreditBudget webhook attempts, by result: delivered, failed "
+                               "(retried later) or gave_up.", ["result"])

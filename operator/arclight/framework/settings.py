@@ -35,6 +35,10 @@ class Settings(BaseModel):
         "metering, and CreditBudgets say so.")
     metering_interval: float = Field(30.0, ge=0.5, le=600,
                                      description="Seconds between metering rounds.")
+    namespace: str = Field(
+        "arclight-system", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="The operator's own namespace (the chart sets it from the downward API): "
+        "where the Secrets a CreditBudget's spec.notify names live.")
     watch_namespaces: tuple[str, ...] = Field(
         (), description="Namespaces watched (kopf --namespace); empty: the whole cluster. "
         "Replicas of a namespaced install peer through a KopfPeering in each.")

@@ -1,10 +1,10 @@
 """The metering records shared by the pure rooms, the ledger client and the meter.
 
-A pod's usage is cut into *slices* aligned to :data:`SLICE_SECONDS` of UTC time (every IANA
-zone's offset is a multiple of 15 minutes, so every period boundary in every time zone is a
-slice boundary and a slice never straddles two periods). A slice's natural key is
-``(pod_uid, start)``: writing it twice is a no-op, so a restart, a retry or a second replica
-never counts a second twice.
+A pod's (or an artifact claim's) usage is cut into *slices* aligned to :data:`SLICE_SECONDS`
+of UTC time (every IANA zone's offset is a multiple of 15 minutes, so every period boundary in
+every time zone is a slice boundary and a slice never straddles two periods). A slice's natural
+key is ``(pod_uid, start)``: writing it twice is a no-op, so a restart, a retry or a second
+replica never counts a second twice.
 
 Prices are exact: a slice carries ``credit_seconds``, its price times 3600 (credits per hour
 times seconds), a finite :class:`~decimal.Decimal` (Postgres ``NUMERIC``), never a float. A
@@ -27,6 +27,8 @@ class PodUsage:
 
     ``end`` is None while the pod runs. ``owner_*`` is the Arclight object the pod belongs
     to (TrainingRun, ModelDeployment); ``gpu_type`` is ``"none"`` when ``gpu_count`` is 0.
+    An artifact claim is one too (``arclight.metering.storage``): ``storage_bytes`` and no
+    CPU, memory or GPU, owned by itself (kind ``PersistentVolumeClaim``).
     """
 
     pod_uid: str
@@ -41,6 +43,7 @@ class PodUsage:
     gpu_count: int
     start: datetime.datetime
     end: datetime.datetime | None
+    storage_bytes: int = 0
 
 
 @dataclass(frozen=True)

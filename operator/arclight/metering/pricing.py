@@ -7,15 +7,14 @@ a result that would need rounding raises instead of drifting.
 from __future__ import annotations
 
 import math
-from decimal import Context, Decimal, DivisionByZero, Inexact, InvalidOperation, Overflow
+from decimal import Decimal
 from fractions import Fraction
 
 from arclight.api.creditbudget import GpuHourRates, Rates
+from arclight.core.costs import EXACT, PRECISION
 from arclight.metering.model import PodUsage
 
-#: Digits of the exact decimal arithmetic (far more than any price needs).
-PRECISION = 80
-EXACT = Context(prec=PRECISION, traps=[Inexact, InvalidOperation, DivisionByZero, Overflow])
+__all__ = ["EXACT", "PRECISION"]
 GIB = 2**30
 
 #: The documented default rates of the CreditBudget API (used when no budget applies).

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from arclight.core.costs import BudgetUsage, Metering
 from arclight.metering.pricing import credits
+from arclight.metering.requests import per_thousand
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,17 @@ def by_namespace(usage: BudgetUsage) -> list[tuple[str, int]]:
     return sorted(rows, key=lambda row: (-row[1], row[0]))
 
 
-def owner_cost(metering: Metering, uid: str | None) -> dict[str, int] | None:
+def owner_cost(metering: Metering, uid: str | None) -> dict[str, int | str] | None:
     """``status.cost`` of the owner ``uid`` (None when the snapshot has no figure for it:
     the status then keeps what it had)."""
     cost = metering.owners.get(uid or "")
     if cost is None:
         return None
-    return {"gpuSeconds": cost.gpu_seconds, "credits": credits(cost.credit_seconds)}
+    shown: dict[str, int | str] = {"gpuSeconds": cost.gpu_seconds,
+                                   "credits": credits(cost.credit_seconds)}
+    if cost.requests is not None:
+        shown["requests"] = cost.requests
+        each = per_thousand(cost.credit_seconds, cost.requests)
+        if each is not None:
+            shown["creditsPer1000Requests"] = each
+    return shown

@@ -62,7 +62,7 @@ def parse_quantity(q: str | int) -> Decimal:
         raise ValueError(f"Kubernetes quantity out of range: {q!r}") from exc
 
 
-def _timestamp(value: Any) -> datetime | None:
+def timestamp(value: Any) -> datetime | None:
     """An RFC 3339 timestamp as aware UTC, truncated to whole seconds (None when absent)."""
     if not value:
         return None
@@ -120,14 +120,14 @@ def _gpu_type(labels: Mapping[str, str], spec: Mapping[str, Any], gpu_count: int
 
 def _terminated(statuses: Iterable[Mapping[str, Any]], state: str) -> list[datetime]:
     times = ((status.get(state) or {}).get("terminated") or {} for status in statuses)
-    return [t for t in (_timestamp(term.get("finishedAt")) for term in times) if t is not None]
+    return [t for t in (timestamp(term.get("finishedAt")) for term in times) if t is not None]
 
 
 def _deletion_requested(pod: Mapping[str, Any]) -> datetime | None:
     """When deletion was asked for: ``deletionTimestamp`` less the grace period (the API
     server sets the stamp that far ahead)."""
     meta = pod.get("metadata") or {}
-    stamp = _timestamp(meta.get("deletionTimestamp"))
+    stamp = timestamp(meta.get("deletionTimestamp"))
     if stamp is None:
         return None
     return stamp - timedelta(seconds=int(meta.get("deletionGracePeriodSeconds") or 0))
@@ -149,7 +149,7 @@ def _end(pod: Mapping[str, Any], start: datetime) -> datetime | None:
         _terminated(statuses, "state")
         or _terminated(statuses, "lastState")
         or [t for t in [deleted] if t]
-        or [t for t in (_timestamp(c.get("lastTransitionTime"))
+        or [t for t in (timestamp(c.get("lastTransitionTime"))
                         for c in status.get("conditions") or []) if t]
         or [start]
     )
@@ -167,7 +167,7 @@ def pod_usage(pod: Mapping[str, Any]) -> PodUsage | None:
     meta = pod.get("metadata") or {}
     labels: Mapping[str, str] = meta.get("labels") or {}
     owner_kind = labels.get(OWNER_KIND_LABEL)
-    start = _timestamp((pod.get("status") or {}).get("startTime"))
+    start = timestamp((pod.get("status") or {}).get("startTime"))
     if not owner_kind or start is None:
         return None
     spec = pod.get("spec") or {}

@@ -26,6 +26,7 @@ from arclight.core.conditions import FALSE, TRUE, UNKNOWN, StatusBuilder
 from arclight.core.errors import DependencyNotReady
 from arclight.core.facts import Facts
 from arclight.core.plan import Child, Obj, ObjectRef, Observed, Plan
+from arclight.metering.enforcement import budget_verdict
 from arclight.metering.standing import owner_cost
 from arclight.serving import builders as build
 from arclight.serving import rollout
@@ -38,6 +39,8 @@ QUIET = ((C.DEGRADED, FALSE, None),)
 #: How soon a pass waiting for a TrainingRun is repeated (the run's own changes queue the
 #: pass at once; this is the safety net).
 SOURCE_RETRY_SECONDS = 30.0
+#: How often a deployment whose scale-ups its budget holds looks again.
+BUDGET_RECHECK_SECONDS = 30.0
 
 
 # --- references and sources ----------------------------------------------------------------
@@ -188,10 +191,14 @@ class _Pass:
             self.problems.append(choice.problem)
         gateway = caps.gateway_api_version
         placements, choice = rollout.place(scaling, choice, bool(gateway), current, canary)
+        held = self.budget_held()
         counts: dict[str, int] = {}
         for placement in placements:
             live = self.observed.child("Deployment", placement.revision)
-            counts[placement.revision] = replicas = rollout.replicas_to_apply(placement, live)
+            replicas = rollout.replicas_to_apply(placement, live)
+            if held:  # no scale-up: at most what runs now (a new revision gets none)
+                replicas = min(replicas, rollout.live_replicas(live) if live else 0)
+            counts[placement.revision] = replicas
             manifest = build.build_deployment(
                 md, placement.revision, placement.source, image=self.facts.trainer_image,
                 runtime=runtime, replicas=replicas, mlflow_uri=self.facts.mlflow_uri,
@@ -214,14 +221,34 @@ class _Pass:
             traffic = rollout.traffic_by_replicas([(p.revision, counts[p.revision])
                                                    for p in placements])
         target = placements[0]
+        if held:  # the autoscaler may scale down, never above what runs now
+            cap = counts[target.revision]
+            scaling = scaling.model_copy(update={"min_replicas": min(scaling.min_replicas, cap),
+                                                 "max_replicas": max(cap, 1)})
+            if cap == 0:
+                choice = rollout.AutoscalerChoice(None, choice.problem)
         if choice.keda and choice.api_version:
             self.children.append(Child(build.build_scaled_object(
                 md, choice.api_version, target.revision, scaling)))
         elif choice.hpa and choice.api_version:
             self.children.append(Child(build.build_hpa(
-                md, choice.api_version, target.revision, target.replicas, scaling.max_replicas,
+                md, choice.api_version, target.revision, min(target.replicas,
+                                                             scaling.max_replicas),
+                scaling.max_replicas,
                 scaling.target_cpu_percent, scaling.scale_down_delay_seconds)))
         return self.report(current[0], canary[0] if canary else None, traffic, counts)
+
+    def budget_held(self) -> bool:
+        """The budget's say (the BudgetExceeded condition): whether scale-ups are held."""
+        verdict = budget_verdict(None, self.observed.namespace or "", self.facts.metering,
+                                 waiting="scale-ups wait and resume by themselves",
+                                 can_name=False)
+        if verdict is None:
+            return False
+        self.st.condition(C.BUDGET_EXCEEDED, *verdict.exceeded)
+        if verdict.held:
+            self.requeue_after = BUDGET_RECHECK_SECONDS
+        return verdict.held
 
     # --- status --------------------------------------------------------------------------
 
@@ -249,6 +276,10 @@ class _Pass:
         if ready[current] > 0:
             self.st.condition(C.READY, TRUE, R.AVAILABLE, f"Revision {current} serves at "
                               f"{self.status['url']} with {ready[current]} ready replica(s).")
+        elif self.st.is_true(C.BUDGET_EXCEEDED) and all(n == 0 for n in counts.values()):
+            self.st.condition(C.READY, FALSE, R.BUDGET_EXHAUSTED, f"Revision {current} gets "
+                              "no replica while its CreditBudget holds scale-ups (see the "
+                              "BudgetExceeded condition).")
         elif all(n == 0 for n in counts.values()):
             self.st.condition(C.READY, TRUE, R.SCALED_TO_ZERO, f"Revision {current} is scaled "
                               "to zero; it starts on the next request.")

@@ -4,8 +4,9 @@ Inputs: the spec (``suspend``, ``queueName``), the attempt's Job as observed (Ku
 queued Job by un-suspending it) and whether the cluster can suspend Jobs (Kubernetes 1.21+;
 older servers drop ``spec.suspend``, so there a paused run's Job is deleted and recreated on
 resume), and the CreditBudget that pays for it (``Facts.metering``: a budget whose credits
-are spent with enforcement ``hold`` keeps a new attempt waiting; one that is not measured yet,
-or unreachable, holds nothing).
+are spent with enforcement ``hold`` keeps a new attempt waiting, ``stop`` also suspends a
+running one (``arclight.metering.enforcement``); its concurrency limits keep a new run waiting for a slot, see
+``arclight.metering.occupancy``).
 """
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ from typing import Any
 from arclight.api.trainingrun import Reason as R
 from arclight.api.trainingrun import TrainingRunSpec
 from arclight.core.conditions import FALSE, TRUE
-from arclight.core.costs import Metering
+from arclight.core.costs import Metering, RunClaim
 from arclight.core.facts import Capabilities
+from arclight.metering import enforcement, occupancy
+from arclight.metering.enforcement import BudgetVerdict
 from arclight.metering.selection import charged_budget
-from arclight.metering.standing import standing
 
 Condition = tuple[str, str, str]
 ADMITTED = (TRUE, R.RESOLVED, "The run was admitted.")
@@ -39,12 +41,20 @@ class Admission:
     suspended: bool = False
 
 
-def admit(spec: TrainingRunSpec, job: Mapping[str, Any] | None, caps: Capabilities
-          ) -> Admission:
-    """Decide for the attempt whose Job is ``job`` (None: not created yet)."""
+def admit(spec: TrainingRunSpec, job: Mapping[str, Any] | None, caps: Capabilities,
+          budget: BudgetVerdict | None = None) -> Admission:
+    """Decide for the attempt whose Job is ``job`` (None: not created yet); ``budget`` is the
+    budget's verdict on a running attempt (enforcement ``stop`` suspends it)."""
     if spec.suspend:
         return Admission(job_wanted=caps.job_suspend and job is not None, hold=True,
                          admitted=ADMITTED, running=PAUSED, suspended=True)
+    if budget is not None and budget.stop:
+        _, reason, message = budget.exceeded
+        stopped = ("Suspended by its CreditBudget (enforcement stop) after a checkpoint; it "
+                   "resumes from it when credits return.")
+        return Admission(job_wanted=caps.job_suspend and job is not None, hold=True,
+                         admitted=(FALSE, reason, message), suspended=True,
+                         running=(FALSE, reason, stopped))
     job_held = job is None or bool((job.get("spec") or {}).get("suspend"))
     if spec.queue_name and caps.job_suspend and job_held:
         return Admission(job_wanted=True, hold=True,
@@ -54,35 +64,22 @@ def admit(spec: TrainingRunSpec, job: Mapping[str, Any] | None, caps: Capabiliti
     return Admission(job_wanted=True, hold=False, admitted=ADMITTED)
 
 
-@dataclass(frozen=True)
-class BudgetVerdict:
-    """The budget's say on a new attempt: ``held`` with the ``BudgetExceeded`` condition
-    (status, reason, message); None when no budget applies."""
-
-    held: bool
-    exceeded: Condition
-
-
 def budget_verdict(spec: TrainingRunSpec, namespace: str, metering: Metering
                    ) -> BudgetVerdict | None:
-    """Whether the budget paying for a run in ``namespace`` lets a new attempt start."""
-    if not metering.enabled:
-        return None
-    selecting = metering.budget_of(namespace)
-    name = charged_budget(spec.budget_ref, selecting)
-    if name is None and len(selecting) > 1:
-        return BudgetVerdict(True, (TRUE, R.BUDGET_CONFLICT, (
-            f"Namespace {namespace} is selected by CreditBudgets {', '.join(selecting)}: set "
-            "spec.budgetRef to one of them, or narrow their namespaceSelectors.")))
+    """Whether the budget paying for a run in ``namespace`` lets a new attempt start (and,
+    with enforcement ``stop``, a running one go on)."""
+    return enforcement.budget_verdict(spec.budget_ref, namespace, metering)
+
+
+def limit_verdict(spec: TrainingRunSpec, run: Mapping[str, Any], metering: Metering,
+                  claims: Mapping[str, tuple[RunClaim, ...]]) -> Condition | None:
+    """The ``Admitted`` condition of a run its budget's concurrency limits keep waiting;
+    None when it may start (or no limit applies)."""
+    namespace = str(run["metadata"]["namespace"])
+    name = charged_budget(spec.budget_ref, metering.budget_of(namespace))
     usage = metering.budgets.get(name) if name else None
-    if usage is None:
+    me = occupancy.claim_of(run)
+    if name is None or usage is None or not usage.limits.any or me is None:
         return None
-    figures = standing(usage)
-    described = figures.describe(name or "")
-    if figures.exhausted and usage.enforcement == "hold":
-        end = usage.period_end.strftime("%Y-%m-%dT%H:%M:%SZ") if usage.period_end else None
-        when = f"the next period starts {end}" if end else "the period never resets"
-        return BudgetVerdict(True, (TRUE, R.BUDGET_EXHAUSTED, (
-            f"{described}; the run waits and starts by itself when credits return ({when}; "
-            "or raise its spec.credits).")))
-    return BudgetVerdict(False, (FALSE, R.BUDGET_AVAILABLE, f"{described}."))
+    verdict = occupancy.slot(claims.get(name, ()), me, usage.limits, name)
+    return None if verdict.admitted else (FALSE, R.CONCURRENCY_LIMIT, verdict.message)

@@ -26,6 +26,7 @@ EXIT_REASONS: dict[ExitCode, str] = {
     ExitCode.CONFIG_INVALID: FailureReason.CONFIG_INVALID,
     ExitCode.ROLLOUTS_FAILED: FailureReason.ROLLOUTS_FAILED,
     ExitCode.KILLED: FailureReason.OUT_OF_MEMORY,
+    ExitCode.PREEMPTED: FailureReason.PREEMPTED,
 }
 #: Kubelet reason of a container the kernel's OOM killer ended.
 OOM_KILLED = "OOMKilled"
@@ -43,6 +44,7 @@ MESSAGES = {
     "DatasetInvalid": "The dataset could not be loaded or validated.",
     "Diverged": "Training diverged (loss or reward became NaN or exploded).",
     "RewardError": "The reward function failed.",
+    "Preempted": "The trainer was stopped (its Job suspended or deleted) after a checkpoint.",
     "ConfigInvalid": "The trainer rejected the resolved configuration.",
     "RolloutsFailed": "Every rollout of a training batch failed.",
 }
@@ -59,6 +61,7 @@ SUGGESTIONS = {
     "DatasetInvalid": ["Fix the dataset rows named in the message, or set spec.dataset.format."],
     "Diverged": ["Lower spec.hyperparameters.learningRate (for example by 10x)."],
     "RewardError": ["Check spec.reward components and their params."],
+    "Preempted": ["The run continues from that checkpoint when it resumes."],
     "ConfigInvalid": ["Change the spec field named in the message (for example spec.algorithm: grpo)."],
     "RolloutsFailed": ["Read the trainer logs: kubectl logs job/<run>-trainer-<attempt>.",
                        "Raise spec.rollouts.timeoutSeconds if rollouts time out."],

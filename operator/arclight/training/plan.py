@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from arclight.api import trainingrun as api
-from arclight.api.trainer import TrainerConfig
+from arclight.api.trainer import RESUME_LATEST, TrainerConfig
 from arclight.api.trainingrun import ResolvedResources, TrainingRunSpec
 from arclight.core.conditions import FALSE, TRUE, StatusBuilder, trainingrun_phase
 from arclight.core.errors import DependencyNotReady, InvalidSpec
@@ -25,7 +25,7 @@ from arclight.core.plan import Child, Obj, ObjectRef, Observed, Plan
 from arclight.metering.standing import owner_cost
 from arclight.training import builders as build
 from arclight.training import diagnosis as diag
-from arclight.training.admission import Admission, admit, budget_verdict
+from arclight.training.admission import Admission, admit, budget_verdict, limit_verdict
 from arclight.training.reports import status_from_report
 from arclight.training.resolve import ResolveError, resolve, with_fixes
 
@@ -37,6 +37,8 @@ WARNING_TYPES = (C.FAILED, C.DEGRADED, C.BUDGET_EXCEEDED)
 #: How often a run held by its budget looks again (a raised budget is seen sooner when the
 #: run names it in budgetRef).
 BUDGET_RECHECK_SECONDS = 30.0
+#: How often a run waiting for a slot under its budget's concurrency limits looks again.
+LIMIT_RECHECK_SECONDS = 10.0
 #: Transitions that are not news: all is well again, or the pod of a new attempt starts.
 QUIET = ((C.DEGRADED, FALSE, None), (C.RUNNING, FALSE, R.STARTING),
          (C.BUDGET_EXCEEDED, FALSE, None))
@@ -123,15 +125,18 @@ class _Pass:
 
     def budget_hold(self) -> Admission | None:
         """The budget's verdict on a new attempt: the BudgetExceeded condition, and the
-        admission that holds it when the credits are spent (looked at again shortly)."""
+        admission that holds it when the credits are spent or no slot is free under its
+        concurrency limits (looked at again shortly)."""
         budget = budget_verdict(self.spec, self.namespace, self.facts.metering)
         if budget is None:
             return None
         self.st.condition(C.BUDGET_EXCEEDED, *budget.exceeded)
-        if not budget.held:
+        held = budget.exceeded if budget.held else limit_verdict(
+            self.spec, self.observed.obj, self.facts.metering, self.facts.claims)
+        if held is None:
             return None
-        self.requeue = BUDGET_RECHECK_SECONDS
-        _, reason, message = budget.exceeded
+        self.requeue = BUDGET_RECHECK_SECONDS if budget.held else LIMIT_RECHECK_SECONDS
+        _, reason, message = held
         return Admission(job_wanted=False, hold=True, admitted=(FALSE, reason, message),
                          running=(FALSE, reason, "Not admitted yet."))
 
@@ -205,9 +210,11 @@ class _Pass:
                 ) -> tuple[dict[str, Any], TrainerConfig, tuple[Child, ...]]:
         best = (self.status.get("bestCheckpoint") or {}).get("uri")
         owner = Owner(api.API_VERSION, api.KIND, self.name, self.namespace, self.uid or "")
+        interrupted = self.annotations.get(build.INTERRUPTED_ANNOTATION) == str(attempt)
+        resume = best if attempt > 1 else (RESUME_LATEST if interrupted else None)
         resolved_json, config, children = _attempt(
             owner, spec.model_dump_json(by_alias=True), attempt, hold,
-            json.dumps(self.overrides(attempt), sort_keys=True), best if attempt > 1 else None,
+            json.dumps(self.overrides(attempt), sort_keys=True), resume,
             self.facts.trainer_image, self.facts.artifacts_claim, self.facts.mlflow_uri,
             self.facts.metering.enabled)
         return json.loads(resolved_json), config, children
@@ -249,6 +256,16 @@ class _Pass:
         self.annotations[build.OVERRIDES_ANNOTATION] = value
         self.object_patch = {"metadata": {"annotations": {build.OVERRIDES_ANNOTATION: value}}}
 
+    def record_interruption(self, attempt: int) -> None:
+        """Mark ``attempt`` as stopped mid-way (its trainer checkpoints on SIGTERM), so that
+        its config resumes from the latest checkpoint from now on."""
+        if self.annotations.get(build.INTERRUPTED_ANNOTATION) == str(attempt):
+            return
+        self.annotations[build.INTERRUPTED_ANNOTATION] = str(attempt)
+        patch = (self.object_patch or {}).get("metadata", {}).get("annotations", {})
+        self.object_patch = {"metadata": {"annotations": {
+            **patch, build.INTERRUPTED_ANNOTATION: str(attempt)}}}
+
     # --- the attempt's Job ---------------------------------------------------------------
 
     def observe_job(self, job: Obj, spec: TrainingRunSpec, changed: list[str], attempt: int
@@ -276,9 +293,19 @@ class _Pass:
         for child in children:
             if child.kind != "Job":
                 self.add(child)
-        verdict = admit(spec, job, self.facts.capabilities)
+        budget = budget_verdict(self.spec, self.namespace, self.facts.metering)
+        if budget is not None:
+            self.st.condition(C.BUDGET_EXCEEDED, *budget.exceeded)
+            if budget.stop:
+                self.requeue = BUDGET_RECHECK_SECONDS
+        verdict = admit(spec, job, self.facts.capabilities, budget)
+        if verdict.suspended:
+            self.record_interruption(attempt)
         self.keep_job(job, spec, verdict)
-        self.degraded(diag.diagnose(job, pods, hyperparameters), changed, attempt)
+        problem = diag.diagnose(job, pods, hyperparameters)
+        if verdict.suspended and problem is not None and problem.reason == R.PREEMPTED:
+            problem = None  # the trainer stopped after a checkpoint, as it was asked to
+        self.degraded(problem, changed, attempt)
         if not verdict.job_wanted:
             self.st.event(R.SUSPENDED, "Deleted the trainer Job: this cluster cannot suspend "
                           "Jobs; it is recreated when the run resumes.")

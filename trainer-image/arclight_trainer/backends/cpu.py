@@ -4,7 +4,8 @@ Per step: `batchSize` training items x `groupSize` rollouts run as real agent su
 (agl-controller) whose model calls go through agl-server to the policy server, which
 records token ids and behaviour log-probs. The triplets and rewards come back from the
 gateway; rewards are shaped and normalised per group, and one optimizer step is taken
-(split into `gradientAccumulation` micro-batches).
+(split into `gradientAccumulation` micro-batches). SIGTERM stops it between steps (the
+rollouts in flight are dropped), checkpoints the last completed step and exits Preempted.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from ..policy_server import PolicyServer
 from ..report import best_checkpoint, progress_report, step_metrics
 from ..rollouts import RolloutClient, RolloutResult, Task
 from ..samples import Sample, collate, failed_groups, make_samples, micro_batches
+from ..stopping import Stopped, StopSignal
 from ..topology import AglTopology, print_log_tail
 from .base import Backend, RunContext, RunOutcome
 
@@ -85,11 +87,25 @@ class ItemSampler:
             picked.append(self.order.pop())
         return picked
 
+    def state(self) -> dict:
+        """What a checkpoint keeps of the sampler (`restore` puts it back)."""
+        return {"sampler_rng": self.rng.getstate(), "sampler_order": list(self.order),
+                "sampler_epoch": self.epoch}
+
+    def restore(self, state: dict) -> None:
+        self.rng.setstate(state["sampler_rng"])
+        self.order, self.epoch = list(state["sampler_order"]), state["sampler_epoch"]
+
 
 class CpuBackend(Backend):
     name = "cpu"
 
     def run(self, ctx: RunContext) -> RunOutcome:
+        stop = StopSignal()
+        with stop.on_sigterm():
+            return self._run(ctx, stop)
+
+    def _run(self, ctx: RunContext, stop: StopSignal) -> RunOutcome:
         config, hp = ctx.config, ctx.config.hyperparameters
         torch.manual_seed(config.seed)
         limit = cpu_limit()
@@ -110,17 +126,20 @@ class CpuBackend(Backend):
                                   num_warmup_steps=hp.warmup_steps, num_training_steps=total)
         sampler = ItemSampler(len(ctx.train_items), config.seed)
         root = Path(config.checkpoint.dir)
-        start_step = 0
-        if config.resume_from:
-            path = resolve_resume(config.resume_from, root)
+        start_step, saved_before = 0, None
+        path = resolve_resume(config.resume_from, root) if config.resume_from else None
+        if path is not None:
             state = load_state(path)
             load_trainable_state(model, state["trainable"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             start_step = int(state["step"])
-            sampler.rng.setstate(state["sampler_rng"])
-            sampler.order, sampler.epoch = list(state["sampler_order"]), state["sampler_epoch"]
+            sampler.restore(state)
+            saved_before = state.get("validation_before")
             print(f"resumed from {path} at step {start_step}", flush=True)
+        elif config.resume_from:
+            print(f"resumeFrom {config.resume_from}: no checkpoint under {root} yet, "
+                  "starting at step 0", flush=True)
 
         temperature = decimal_value(hp.temperature)
         server = PolicyServer(model, tokenizer, model_name="policy",
@@ -131,21 +150,27 @@ class CpuBackend(Backend):
                                train_temperature=temperature,
                                concurrency=config.rollouts.total,
                                workers=config.rollouts.workers)
+        stopped = False
         try:
             with topology, topology.client(timeout=60) as api:
                 client = RolloutClient(api, template=ctx.template.name, components=ctx.components,
                                        max_tokens=hp.max_new_tokens, temperature=temperature,
-                                       timeout_s=config.rollouts.timeout_seconds)
+                                       timeout_s=config.rollouts.timeout_seconds, stop=stop)
                 loop = _Loop(ctx, model, tokenizer, reference, optimizer, scheduler, sampler,
-                             server, client, kl_coef, total, phases)
-                before = loop.evaluate("before")
-                steps = loop.train(start_step)
-                after = loop.evaluate("after")
+                             server, client, kl_coef, total, phases, stop, start_step)
+                try:
+                    before = loop.baseline(saved_before)
+                    steps = loop.train()
+                    after = loop.evaluate("after")
+                except Stopped:
+                    stopped = True  # leaving the `with` stops the Agent Lightning processes
         except TrainerFailure:
             print_log_tail(topology.log_path)
             raise
         finally:
             server.stop()
+        if stopped:
+            raise loop.preempted()
         with phases.timed("final save"):
             final_dir = save_merged(model, tokenizer, root / "final")
             write_agent_descriptor(final_dir, ctx.template.name, ctx.components)
@@ -161,8 +186,9 @@ class _Loop:
 
     def __init__(self, ctx: RunContext, model, tokenizer, reference, optimizer, scheduler,
                  sampler: ItemSampler, server: PolicyServer, client: RolloutClient,
-                 kl_coef: float, total: int, phases: Phases) -> None:
-        self.phases = phases
+                 kl_coef: float, total: int, phases: Phases, stop: StopSignal,
+                 start_step: int) -> None:
+        self.phases, self.stop = phases, stop
         self.ctx, self.model, self.tokenizer, self.reference = ctx, model, tokenizer, reference
         self.optimizer, self.scheduler, self.sampler = optimizer, scheduler, sampler
         self.server, self.client, self.kl_coef, self.total = server, client, kl_coef, total
@@ -172,7 +198,11 @@ class _Loop:
         self.scale, self.clip = decimal_value(hp.reward_scale), decimal_value(hp.reward_clip)
         self.temperature = decimal_value(hp.temperature)
         self.last_validation: float | None = None
+        self.validation_before: float | None = None
         self.rollouts_failed = self.groups_dropped = 0
+        # the last completed step, the last one checkpointed (or resumed from), its reward
+        self.step = self.saved_step = start_step
+        self.last_reward = 0.0
 
     def rollouts(self, tasks: list[Task], *, train: bool) -> list[RolloutResult]:
         """Run `tasks`, each crashed or timed-out rollout again up to `rollouts.retries` times."""
@@ -226,29 +256,47 @@ class _Loop:
                 {**reported.model_dump(), "validation_reward": value}))
         return value
 
-    def train(self, start_step: int) -> int:
-        """Run optimizer steps until maxSteps (or early stopping); return the last step."""
+    def baseline(self, saved: float | None) -> float:
+        """The validation reward before training: measured now, or the one saved in the
+        checkpoint this run resumed from (the base model's, not the resumed one's)."""
+        if saved is None:
+            saved = self.evaluate("before")
+        else:
+            self.last_validation = saved
+            print(f"validation before: reward={saved:.4f} (from the checkpoint)", flush=True)
+        self.validation_before = saved
+        return saved
+
+    def train(self) -> int:
+        """Run optimizer steps after `self.step` until maxSteps (or early stopping); return
+        the last step. Raises Stopped between steps once SIGTERM came."""
         hp, ctx = self.hp, self.ctx
         stopper = _EarlyStopper(hp.early_stopping)
         ctx.metrics.total_steps.set(self.total)
-        started = time.monotonic()
-        step = start_step
-        while step < self.total:
-            step += 1
+        started, first = time.monotonic(), self.step
+        while self.step < self.total:
+            self.stop.check()
+            step = self.step + 1
             t0 = time.monotonic()
+            boundary = self.sampler.state()
             indexes = self.sampler.take(hp.batch_size)
             tasks = [Task(f"s{step}-i{i}", ctx.train_items[i])
                      for i in indexes for _ in range(hp.group_size)]
-            results = self.rollouts(tasks, train=True)
+            try:
+                results = self.rollouts(tasks, train=True)
+            except Stopped:
+                self.sampler.restore(boundary)  # a resumed run takes these items again
+                raise
             rollout_s = time.monotonic() - t0
             with self.phases.timed("updates"):
                 stats = self.update(make_samples(results, self.scale, self.clip), step)
             elapsed = time.monotonic() - t0
             self.phases.add("rollouts", rollout_s)
             rewards = [r.reward for r in results if r.reward is not None]
+            self.step, self.last_reward = step, statistics.fmean(rewards)
             self.publish(step, results, rewards, stats, len(tasks) / elapsed,
-                         (time.monotonic() - started) / (step - start_step))
-            print(f"step {step}/{self.total} reward={statistics.fmean(rewards):.3f} "
+                         (time.monotonic() - started) / (step - first))
+            print(f"step {step}/{self.total} reward={self.last_reward:.3f} "
                   f"loss={stats['loss']:.4f} kl={stats['kl']:.4f} samples={stats['samples']} "
                   f"micro_batches={stats.get('microBatches', 0)} dropped_groups="
                   f"{self.groups_dropped} rollouts={rollout_s:.1f}s "
@@ -256,14 +304,14 @@ class _Loop:
             every = ctx.config.checkpoint.every_steps
             if every and step % every == 0 and step < self.total:
                 with self.phases.timed("checkpoints"):
-                    self.checkpoint(step, statistics.fmean(rewards))
+                    self.checkpoint(step, self.last_reward)
             evaluate = ctx.config.evaluation.every_steps
             if evaluate and step % evaluate == 0 and step < self.total:
                 self.evaluate(f"step {step}")
-            if stopper.should_stop(statistics.fmean(rewards)):
+            if stopper.should_stop(self.last_reward):
                 print(f"early stopping at step {step}", flush=True)
                 break
-        return step
+        return self.step
 
     def update(self, samples: list[Sample], step: int) -> dict:
         """One optimizer step over `samples` (micro-batched); raises Diverged on a blow-up."""
@@ -351,17 +399,36 @@ class _Loop:
         root = Path(self.ctx.config.checkpoint.dir)
         path = save_checkpoint(root, step, self.model, self.tokenizer, self.optimizer,
                                self.scheduler, self.ctx.config.checkpoint.keep, {
-                                   "sampler_rng": self.sampler.rng.getstate(),
-                                   "sampler_order": list(self.sampler.order),
-                                   "sampler_epoch": self.sampler.epoch, "reward": reward},
+                                   **self.sampler.state(), "reward": reward,
+                                   "validation_before": self.validation_before},
                                template_name=self.ctx.template.name,
                                components=self.ctx.components)
+        self.saved_step = step
         best = self.ctx.reporter.documents.get(ReportKey.BEST_CHECKPOINT)
         if (not isinstance(best, BestCheckpoint) or best.metric != "reward"
                 or best.value is None or reward >= best.value):
             self.ctx.reporter.update(bestCheckpoint=best_checkpoint(
                 step, checkpoint_uri(root, path), "reward", reward))
         print(f"checkpoint step {step}: {path}", flush=True)
+
+    def preempted(self) -> TrainerFailure:
+        """After SIGTERM, with the rollouts and the policy server stopped: checkpoint the last
+        completed step (unless it is saved already) and return the Preempted outcome."""
+        print(f"stopping {self.stop.seconds():.1f}s after SIGTERM, at step {self.step}/"
+              f"{self.total}", flush=True)
+        if self.step > self.saved_step:
+            with self.phases.timed("checkpoints"):
+                self.checkpoint(self.step, self.last_reward)
+        print(self.phases.line(), flush=True)
+        if not self.step:
+            return TrainerFailure(FailureReason.PREEMPTED, "stopped by SIGTERM before step 1 "
+                                  "completed: nothing to checkpoint",
+                                  ["A later attempt starts at step 1."])
+        message = (f"stopped by SIGTERM after step {self.step} of {self.total} "
+                   f"({self.stop.seconds():.1f}s after the signal), step {self.step} checkpointed")
+        resume = (f"An attempt with resumeFrom latest continues at step {self.step + 1} "
+                  "(checkpoint.dir on a persistent volume).")
+        return TrainerFailure(FailureReason.PREEMPTED, message, [resume])
 
 
 class _EarlyStopper:
