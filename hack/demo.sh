@@ -152,6 +152,13 @@ ledger_psql -c "SELECT pod_name, count(*) AS slices, sum(seconds) AS seconds,
   GROUP BY pod_name"
 kubectl get tr math -n "$NS"
 kubectl get creditbudget demo-team
+# the endpoint's cost and requests: each metering round reads the servers' /v1/stats
+for _ in $(seq 1 20); do
+  served="$(kubectl get md math -n "$NS" -o jsonpath='{.status.cost.requests}')"
+  [ "${served:-0}" -ge 1 ] && break
+  sleep 2
+done
+echo "ModelDeployment math: $(kubectl get md math -n "$NS" -o jsonpath='{.status.cost}')"
 
 step "done in $((SECONDS - t0)) s: kubectl --kubeconfig $KUBECONFIG get arclight -A"
 report table "$PHASES" "$TRAINER_LOG"

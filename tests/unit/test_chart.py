@@ -309,9 +309,13 @@ def test_operator_network_policy():
         dep["spec"]["template"]["metadata"]["labels"].items()
     assert policy["policyTypes"] == ["Ingress", "Egress"]
     assert policy["ingress"] == []  # no peer configured: nothing may connect
-    api, dns = policy["egress"]
+    api, dns, servers = policy["egress"]
     assert api == {"ports": [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}]}
     assert dns == {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
+    # the request meter reads the model servers' /v1/stats, in any namespace
+    assert servers == {"to": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {
+        "arclight.dev/owner-kind": "ModelDeployment", "app.kubernetes.io/component": "server"}}}],
+        "ports": [{"port": 8080, "protocol": "TCP"}]}
 
     prometheus = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "mon"}}}
     kube_dns = {"namespaceSelector": {}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}

@@ -168,12 +168,12 @@ def test_network_policies_let_only_the_operator_reach_postgres():
     assert rule["ports"] == [{"port": 5432, "protocol": "TCP"}]
     operator = found[("arclight-system", "arclight-operator")]["spec"]
     egress = operator["egress"]
-    assert len(egress) == 3  # the API server, DNS, then the ledger
+    assert len(egress) == 4  # the API server, DNS, the ledger, then the model servers
     assert egress[2] == {"ports": [{"port": 5432, "protocol": "TCP"}], "to": [
         {"podSelector": {"matchLabels": policy["podSelector"]["matchLabels"]}}]}
-    # Without the bundled ledger the operator's egress is as before.
+    # Without the bundled ledger the operator's egress has no ledger rule.
     assert len(policies(render({"networkPolicy": {"enabled": True}}))[
-        ("arclight-system", "arclight-operator")]["spec"]["egress"]) == 2
+        ("arclight-system", "arclight-operator")]["spec"]["egress"]) == 3
 
 
 def test_operator_egress_to_an_external_ledger():
@@ -182,7 +182,7 @@ def test_operator_egress_to_an_external_ledger():
     docs = render({"ledger": {"dsnSecret": {"name": "pg"}},
                    "networkPolicy": {"enabled": True, "operator": {"egress": [external]}}})
     operator = policies(docs)[("arclight-system", "arclight-operator")]["spec"]
-    assert operator["egress"][2:] == [external]
+    assert operator["egress"][3:] == [external]
 
 
 def test_template_prints_the_bundled_objects():

@@ -39,7 +39,6 @@ from arclight.core.costs import (
     exact_sum,
 )
 from arclight.core.errors import InvalidSpec
-from arclight.core.names import METERING_FINALIZER
 from arclight.framework import metrics
 from arclight.framework.context import OperatorContext
 from arclight.framework.notifier import Notifier
@@ -213,16 +212,10 @@ class Meter:
         """Remove the metering finalizer once the pod's usage is all written (or it never
         ran and is being deleted)."""
         meta = pod.obj["metadata"]
-        finalizers = list(meta.get("finalizers") or [])
-        if METERING_FINALIZER not in finalizers:
+        remaining = usage.released_finalizers(meta, pod.usage, self.written)
+        if remaining is None:
             return
-        if pod.usage is None:
-            if not meta.get("deletionTimestamp"):
-                return
-        elif not self.written.get(pod.usage.pod_uid, (None, False))[1]:
-            return
-        patch = {"metadata": {"finalizers": [f for f in finalizers if f != METERING_FINALIZER],
-                              "resourceVersion": meta["resourceVersion"]}}
+        patch = {"metadata": {"finalizers": remaining, "resourceVersion": meta["resourceVersion"]}}
         try:
             self.ctx.kube.merge_patch({"apiVersion": "v1", "kind": "Pod", "metadata": meta},
                                       patch)
@@ -330,8 +323,8 @@ class Meter:
     def queue_changes(self, before: Metering, after: Metering,
                       budgets: Mapping[str, CreditBudgetSpec]) -> None:
         """Queue every budget (its figures, or the ledger's state, may have changed) and the
-        owners whose cost as shown changed: whole credits, GPU time by a minute, or requests by
-        a hundred (a running
+        owners whose cost as shown changed: whole credits, GPU time by a minute, or requests
+        (each of the first hundred, then by the hundred; a running
         pod's cost grows every round; a pass per owner per round would cost a status write
         each at scale)."""
         for name in budgets:
@@ -343,10 +336,13 @@ class Meter:
 
 
 def shown(cost: OwnerCost | None) -> tuple[int, int, int] | None:
-    """What a change of cost must change to be worth a pass: credits, GPU minutes, hundreds
-    of requests."""
-    return None if cost is None else (pricing.credits(cost.credit_seconds),
-                                      cost.gpu_seconds // 60, (cost.requests or 0) // 100)
+    """What a change of cost must change to be worth a pass: credits, GPU minutes, requests
+    (each of the first hundred, then by the hundred)."""
+    if cost is None:
+        return None
+    served = cost.requests or 0
+    return (pricing.credits(cost.credit_seconds), cost.gpu_seconds // 60,
+            min(served, 100) + served // 100)
 
 
 def rates_of(budgets: Mapping[str, CreditBudgetSpec], budget: str | None) -> Rates:

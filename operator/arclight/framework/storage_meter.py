@@ -108,16 +108,9 @@ class StorageMeter:
     def release(self, claim: _Claim) -> None:
         """Remove the metering finalizer once the claim's usage is all written (or, when its
         usage is unreadable, once it is being deleted)."""
-        meta = claim.obj["metadata"]
-        finalizers = list(meta.get("finalizers") or [])
-        if METERING_FINALIZER not in finalizers:
-            return
-        if claim.usage is None:
-            if not meta.get("deletionTimestamp"):
-                return
-        elif not self.written.get(claim.usage.pod_uid, (None, False))[1]:
-            return
-        self._finalize(claim.obj, [f for f in finalizers if f != METERING_FINALIZER])
+        remaining = usage.released_finalizers(claim.obj["metadata"], claim.usage, self.written)
+        if remaining is not None:
+            self._finalize(claim.obj, remaining)
 
     def live(self, budget: str, rates: Rates, since: datetime.datetime,
              now: datetime.datetime) -> dict[str, Decimal]:

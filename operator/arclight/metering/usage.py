@@ -15,6 +15,7 @@ from typing import Any
 
 from arclight.core.names import (
     GPU_TYPE_LABEL,
+    METERING_FINALIZER,
     OWNER_KIND_LABEL,
     OWNER_NAME_LABEL,
     OWNER_UID_LABEL,
@@ -236,3 +237,19 @@ def unwritten_seconds(pod: PodUsage, now: datetime, written_until: datetime | No
     if since is not None:
         begin = max(begin, since.astimezone(UTC))
     return max((stop - begin) // _SECOND, 0)
+
+
+def released_finalizers(meta: Mapping[str, Any], usage: PodUsage | None,
+                        written: Mapping[str, tuple[datetime, bool]]) -> list[str] | None:
+    """The object's finalizers without the metering one, once it may go: its final slice is
+    written (``written``: uid -> (end, final)), or its usage is unreadable and it is being
+    deleted. None while it must stay (or the object never had it)."""
+    finalizers = list(meta.get("finalizers") or [])
+    if METERING_FINALIZER not in finalizers:
+        return None
+    if usage is None:
+        if not meta.get("deletionTimestamp"):
+            return None
+    elif not written.get(usage.pod_uid, (None, False))[1]:
+        return None
+    return [f for f in finalizers if f != METERING_FINALIZER]
