@@ -40,7 +40,8 @@ def test_stop_suspends_a_running_run_and_an_adjustment_resumes_it(metered: Meter
     metered.create_budget(name, 2, enforcement="stop",
                           period={"type": "daily", "timeZone": midday_zone(now)})
     metered.create_run(ns_a, "trainer")
-    wait_until(lambda: jobs(metered, ns_a) == ["trainer-trainer-1"], timeout=60,
+    # the first pass may wait for kopf's startup (a minute when it backs off)
+    wait_until(lambda: jobs(metered, ns_a) == ["trainer-trainer-1"], timeout=150,
                what="the run started while credits are left")
 
     payer = metered.create_run(ns_a, "payer", suspend=True)
@@ -55,6 +56,8 @@ def test_stop_suspends_a_running_run_and_an_adjustment_resumes_it(metered: Meter
     # Kubernetes 1.20 cannot suspend a Job: the trainer's Job is deleted (its pods get
     # SIGTERM and checkpoint) and recreated on resume
     wait_until(lambda: jobs(metered, ns_a) == [], timeout=60, what="the trainer Job removed")
+    wait_until(lambda: metered.run(ns_a, "trainer")["status"].get("phase") == "Suspended",
+               timeout=30, what="the stopped run Suspended")
     exhausted = find_condition(metered.budget(name), "Exhausted")
     assert "running TrainingRuns are suspended after a checkpoint" in exhausted["message"]
 
@@ -80,7 +83,7 @@ def test_max_runs_keeps_the_second_run_waiting_until_the_first_finishes(
     wait_until(lambda: (metered.budget(name).get("status") or {}).get("running") == 0,
                timeout=120, what="the budget measured with its limits")
     metered.create_run(ns_a, "first")
-    wait_until(lambda: jobs(metered, ns_a) == ["first-trainer-1"], timeout=60,
+    wait_until(lambda: jobs(metered, ns_a) == ["first-trainer-1"], timeout=120,
                what="the first run started")
     metered.create_run(ns_b, "second")
     cond = wait_until(lambda: (c := admitted(metered, ns_b, "second"))

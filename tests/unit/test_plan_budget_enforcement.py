@@ -176,6 +176,11 @@ def test_stop_suspends_a_running_run_and_hold_does_not() -> None:
     old = run_plan(obj, metering(used=1000, enforcement="stop"), children=children,
                    caps=Capabilities(job_suspend=False, job_ttl=False))
     assert not any(c.kind == "Job" for c in old.children)
+    # once its Job is gone the stopped run stays Suspended until credits return
+    gone = run_plan(marked, metering(used=1000, enforcement="stop"),
+                    caps=Capabilities(job_suspend=False, job_ttl=False))
+    assert gone.status["phase"] == "Suspended" and not gone.children
+    assert conditions(gone)["Admitted"] == ("False", "BudgetExhausted")
 
 
 # --- the budget's own status -------------------------------------------------------------------

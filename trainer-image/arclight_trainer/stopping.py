@@ -13,6 +13,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from arclight.api.trainer import FailureReason
+
+from .failures import TrainerFailure
+
 
 class Stopped(Exception):
     """Raised where the trainer noticed a stop request: a wait left or a step not begun."""
@@ -23,12 +27,21 @@ class StopSignal:
 
     def __init__(self) -> None:
         self.requested_at: float | None = None
+        #: Set once the training loop can stop at a step boundary; before that (model load,
+        #: starting the servers) there is nothing to checkpoint and a request ends the run at
+        #: once (the trainer is PID 1 of its container: an unhandled SIGTERM would be
+        #: ignored until the grace period's SIGKILL).
+        self.armed = False
 
     def request(self, *_signal: object) -> None:
         """Ask the trainer to stop (nothing is printed here: a handler must not write to a
         stream the interrupted code may be writing to)."""
         if self.requested_at is None:
             self.requested_at = time.monotonic()
+        if not self.armed:
+            raise TrainerFailure(FailureReason.PREEMPTED, "stopped by SIGTERM before training "
+                                 "began: nothing to checkpoint", ["A later attempt starts at "
+                                                                  "step 1."])
 
     def check(self) -> None:
         """Raise Stopped once a stop was requested."""

@@ -16,8 +16,18 @@ from arclight_trainer.stopping import Stopped, StopSignal
 pytestmark = pytest.mark.unit
 
 
+def test_sigterm_before_training_began_ends_the_run_at_once():
+    stop = StopSignal()
+    with stop.on_sigterm(), pytest.raises(TrainerFailure) as caught:
+        os.kill(os.getpid(), signal.SIGTERM)  # while loading the model, say
+        signal.pause()  # never reached: the handler raises
+    assert caught.value.reason == FailureReason.PREEMPTED
+    assert "nothing to checkpoint" in caught.value.message
+
+
 def test_sigterm_is_a_stop_request_inside_on_sigterm_only():
     stop = StopSignal()
+    stop.armed = True
     stop.check()  # nothing requested yet
     assert stop.seconds() == 0
     previous = signal.getsignal(signal.SIGTERM)

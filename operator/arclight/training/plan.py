@@ -137,8 +137,12 @@ class _Pass:
             return None
         self.requeue = BUDGET_RECHECK_SECONDS if budget.held else LIMIT_RECHECK_SECONDS
         _, reason, message = held
+        # an attempt `stop` interrupted (its Job deleted where Jobs cannot be suspended)
+        stopped = budget.stop and self.annotations.get(build.INTERRUPTED_ANNOTATION) is not None
         return Admission(job_wanted=False, hold=True, admitted=(FALSE, reason, message),
-                         running=(FALSE, reason, "Not admitted yet."))
+                         running=(FALSE, reason, "Suspended by its CreditBudget (enforcement "
+                                  "stop); it resumes from its checkpoint when credits return."
+                                  if stopped else "Not admitted yet."), suspended=stopped)
 
     def pods_of(self, job_name: str) -> list[Obj]:
         return [p for p in self.observed.of_kind("Pod").values()

@@ -158,6 +158,7 @@ class CpuBackend(Backend):
                                        timeout_s=config.rollouts.timeout_seconds, stop=stop)
                 loop = _Loop(ctx, model, tokenizer, reference, optimizer, scheduler, sampler,
                              server, client, kl_coef, total, phases, stop, start_step)
+                stop.armed = True  # from here a stop request is honoured at a step boundary
                 try:
                     before = loop.baseline(saved_before)
                     steps = loop.train()
