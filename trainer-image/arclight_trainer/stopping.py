@@ -39,9 +39,9 @@ class StopSignal:
         if self.requested_at is None:
             self.requested_at = time.monotonic()
         if not self.armed:
-            raise TrainerFailure(FailureReason.PREEMPTED, "stopped by SIGTERM before training "
-                                 "began: nothing to checkpoint", ["A later attempt starts at "
-                                                                  "step 1."])
+            raise TrainerFailure(FailureReason.PREEMPTED,
+                                 "stopped by SIGTERM before training began: nothing to "
+                                 "checkpoint", ["A later attempt starts at step 1."])
 
     def check(self) -> None:
         """Raise Stopped once a stop was requested."""
