@@ -162,14 +162,17 @@ def _clean_up(core: client.CoreV1Api, custom: client.CustomObjectsApi, proc: Ope
             postgres.start()
         for name in namespaces:
             core.delete_namespace(name)
-        for name in namespaces:
-            wait_until(lambda name=name: name not in {
-                ns.metadata.name for ns in core.list_namespace().items},
-                timeout=90, what=f"namespace {name} deleted (metering finalizers released)")
-        for item in custom.list_cluster_custom_object(GROUP, VERSION, "creditbudgets")["items"]:
-            if item["metadata"]["name"].startswith(f"team-{team}"):
-                custom.delete_cluster_custom_object(GROUP, VERSION, "creditbudgets",
-                                                    item["metadata"]["name"])
+        try:
+            for name in namespaces:
+                wait_until(lambda name=name: name not in {
+                    ns.metadata.name for ns in core.list_namespace().items},
+                    timeout=90, what=f"namespace {name} deleted (metering finalizers released)")
+        finally:  # cluster-scoped: never left behind for the next test to see
+            for item in custom.list_cluster_custom_object(GROUP, VERSION,
+                                                          "creditbudgets")["items"]:
+                if item["metadata"]["name"].startswith(f"team-{team}"):
+                    custom.delete_cluster_custom_object(GROUP, VERSION, "creditbudgets",
+                                                        item["metadata"]["name"])
     finally:
         proc.stop()
 

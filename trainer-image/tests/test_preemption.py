@@ -148,6 +148,7 @@ def test_a_stop_request_ends_the_wait_for_rollouts(tmp_path, monkeypatch):
     stopping the topology kills the abandoned agents."""
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
     journal, stop = tmp_path / "journal", StopSignal()
+    stop.armed = True  # the training loop is running: a request is honoured at the wait
 
     def request_once_both_run() -> None:
         while len(journal.read_text().splitlines() if journal.exists() else []) < 2:
