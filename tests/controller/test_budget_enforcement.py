@@ -104,4 +104,5 @@ def test_max_runs_keeps_the_second_run_waiting_until_the_first_finishes(
         "startTime": stamp}})
     wait_until(lambda: jobs(metered, ns_b) == ["second-trainer-1"], timeout=60,
                what="the second run started once the first finished")
-    assert admitted(metered, ns_b, "second")["status"] == "True"
+    wait_until(lambda: admitted(metered, ns_b, "second")["status"] == "True", timeout=30,
+               what="the second run admitted (its status follows the Job)")

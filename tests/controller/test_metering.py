@@ -166,7 +166,8 @@ def _clean_up(core: client.CoreV1Api, custom: client.CustomObjectsApi, proc: Ope
             for name in namespaces:
                 wait_until(lambda name=name: name not in {
                     ns.metadata.name for ns in core.list_namespace().items},
-                    timeout=90, what=f"namespace {name} deleted (metering finalizers released)")
+                    # real trainer pods on the full cluster stop within their grace period
+                    timeout=180, what=f"namespace {name} deleted (metering finalizers released)")
         finally:  # cluster-scoped: never left behind for the next test to see
             for item in custom.list_cluster_custom_object(GROUP, VERSION,
                                                           "creditbudgets")["items"]:
