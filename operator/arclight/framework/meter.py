@@ -45,18 +45,11 @@ from arclight.framework.notifier import Notifier
 from arclight.framework.request_meter import RequestMeter
 from arclight.framework.storage_meter import StorageMeter
 from arclight.metering import periods, pricing, usage
-from arclight.metering.model import PodUsage, UsageSlice
+from arclight.metering.model import Metered, PodUsage, UsageSlice
 from arclight.metering.selection import charged_budget, namespace_budgets
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
-
-
-@dataclasses.dataclass
-class _Pod:
-    obj: Obj
-    usage: PodUsage | None
-    budget: str | None = None
 
 
 class Meter:
@@ -134,7 +127,7 @@ class Meter:
 
     # --- what there is -------------------------------------------------------------------
 
-    def pods(self) -> list[_Pod]:
+    def pods(self) -> list[Metered]:
         """The metered pods the index holds (every pod an owner of ours labels)."""
         found = []
         for obj in self.ctx.children.all_of("pods"):
@@ -147,7 +140,7 @@ class Meter:
                 log.warning("pod %s/%s not metered: %s", obj["metadata"].get("namespace"),
                             obj["metadata"].get("name"), exc)
                 pod = None
-            found.append(_Pod(obj, pod))
+            found.append(Metered(obj, pod))
         return found
 
     def budgets(self) -> dict[str, CreditBudgetSpec]:
@@ -178,7 +171,7 @@ class Meter:
             self.ledger.migrate()
             self.migrated = True
 
-    def write(self, pods: list[_Pod], budgets: Mapping[str, CreditBudgetSpec],
+    def write(self, pods: list[Metered], budgets: Mapping[str, CreditBudgetSpec],
               now: datetime.datetime) -> None:
         """Write every new slice, then release the finalizers of fully written pods."""
         metered = [p for p in pods if p.usage is not None]
@@ -208,7 +201,7 @@ class Meter:
         seen = {p.usage.pod_uid for p in metered if p.usage}
         self.written = {uid: mark for uid, mark in self.written.items() if uid in seen}
 
-    def release(self, pod: _Pod) -> None:
+    def release(self, pod: Metered) -> None:
         """Remove the metering finalizer once the pod's usage is all written (or it never
         ran and is being deleted)."""
         meta = pod.obj["metadata"]
@@ -226,7 +219,7 @@ class Meter:
 
     # --- reading back ----------------------------------------------------------------------
 
-    def budget_figures(self, name: str, spec: CreditBudgetSpec, pods: list[_Pod],
+    def budget_figures(self, name: str, spec: CreditBudgetSpec, pods: list[Metered],
                        now: datetime.datetime) -> BudgetUsage:
         """The budget's period: grants recorded (idempotently), usage from the ledger plus
         the live part of its running pods not written yet."""
@@ -296,7 +289,7 @@ class Meter:
             return 0
         return usage.unwritten_seconds(pod, now, written[0] if written else None, since)
 
-    def owner_costs(self, pods: list[_Pod], budgets: Mapping[str, CreditBudgetSpec],
+    def owner_costs(self, pods: list[Metered], budgets: Mapping[str, CreditBudgetSpec],
                     now: datetime.datetime) -> dict[str, OwnerCost]:
         """Cost per owner uid of the pods seen: the ledger's plus the live part."""
         metered = [p for p in pods if p.usage is not None and p.usage.owner_uid]

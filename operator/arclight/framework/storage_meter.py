@@ -10,7 +10,6 @@ of claims whose final slice is written; :meth:`StorageMeter.live` is the part no
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import functools
 import logging
@@ -25,18 +24,11 @@ from arclight.core.names import METERING_FINALIZER
 from arclight.framework import metrics
 from arclight.framework.context import OperatorContext
 from arclight.metering import pricing, storage, usage
-from arclight.metering.model import PodUsage, UsageSlice
+from arclight.metering.model import Metered, PodUsage, UsageSlice
 from arclight.metering.selection import charged_budget
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
-
-
-@dataclasses.dataclass
-class _Claim:
-    obj: Obj
-    usage: PodUsage | None
-    budget: str | None
 
 
 class StorageMeter:
@@ -46,7 +38,7 @@ class StorageMeter:
         self.ctx, self.ledger = ctx, ledger
         self.written: dict[str, tuple[datetime.datetime, bool]] = {}
         #: The metered claims of the latest round.
-        self.claims: list[_Claim] = []
+        self.claims: list[Metered] = []
 
     def observe(self, selecting: Mapping[str, tuple[str, ...]]) -> None:
         """Find this round's metered claims (``selecting``: the budgets of each namespace)
@@ -67,7 +59,7 @@ class StorageMeter:
                 log.warning("claim %s/%s not metered: %s", meta.get("namespace"),
                             meta.get("name"), exc)
                 claim = None
-            found.append(_Claim(obj, claim, charged_budget(
+            found.append(Metered(obj, claim, charged_budget(
                 None, selecting.get(meta.get("namespace") or "", ()))))
             finalizers = list(meta.get("finalizers") or [])
             if (claim is not None and not meta.get("deletionTimestamp")
@@ -105,7 +97,7 @@ class StorageMeter:
         seen = {c.pod_uid for c in metered}
         self.written = {uid: mark for uid, mark in self.written.items() if uid in seen}
 
-    def release(self, claim: _Claim) -> None:
+    def release(self, claim: Metered) -> None:
         """Remove the metering finalizer once the claim's usage is all written (or, when its
         usage is unreadable, once it is being deleted)."""
         remaining = usage.released_finalizers(claim.obj["metadata"], claim.usage, self.written)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 #: Length of a usage slice in seconds (15 minutes).
 SLICE_SECONDS = 900
@@ -65,3 +66,13 @@ class UsageSlice:
     credit_seconds: Decimal
     budget: str | None
     final: bool
+
+
+@dataclass
+class Metered:
+    """An object the meter reads (a pod, an artifact claim): as listed, its usage (None when
+    unreadable) and the budget that pays for it."""
+
+    obj: dict[str, Any]
+    usage: PodUsage | None
+    budget: str | None = None
