@@ -259,14 +259,16 @@ CHILD = ["get", "list", "watch", "create", "patch", "delete"]
 def test_operator_role_is_exactly_what_the_operator_uses():
     """The operator indexes every child it owns (list, watch) and prunes the ones no longer
     desired (delete), writes CreditBudget status and removes the metering finalizer from its
-    pods (patch), lists artifact claims and sets their metering finalizer (patch); nothing
-    more: no Sweeps, no secrets."""
+    pods (patch), lists artifact claims and sets their metering finalizer (patch), creates a
+    Sweep's trials and suspends the ones it prunes (trainingruns create, patch); nothing more:
+    no secrets."""
     expected = grants(
-        (["arclight.dev"], ["trainingruns"], ["get", "list", "watch", "patch"]),
+        (["arclight.dev"], ["trainingruns"], ["get", "list", "watch", "create", "patch"]),
+        (["arclight.dev"], ["sweeps"], ["get", "list", "watch"]),
         (["arclight.dev"], ["trainingruns/status", "modeldeployments/status",
-                            "creditbudgets/status"], ["get", "patch"]),
-        (["arclight.dev"], ["trainingruns/finalizers", "modeldeployments/finalizers"],
-         ["update"]),
+                            "creditbudgets/status", "sweeps/status"], ["get", "patch"]),
+        (["arclight.dev"], ["trainingruns/finalizers", "modeldeployments/finalizers",
+                            "sweeps/finalizers"], ["update"]),
         (["arclight.dev"], ["modeldeployments"], ["get", "list", "watch", "create", "patch"]),
         (["arclight.dev"], ["creditbudgets"], ["get", "list", "watch"]),
         ([""], ["configmaps"], [*CHILD, "update"]),

@@ -210,7 +210,8 @@ def test_the_trainer_cli_rejects_a_bad_config_as_diagnosis_expects(tmp_path, mon
 
 def test_report_keys_and_documents():
     assert set(REPORT_DOCUMENTS) == set(ReportKey)
-    assert [str(key) for key in ReportKey] == ["progress", "metrics", "bestCheckpoint", "result"]
+    assert [str(key) for key in ReportKey] == [
+        "progress", "metrics", "bestCheckpoint", "evaluations", "result"]
     status_fields = TrainingRunStatus.model_fields
     for key in reports.STATUS_KEYS:  # rendered into the status field of the same alias
         field = next(f for f in status_fields.values() if f.alias == key)

@@ -20,8 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from arclight.api.trainer import (
+    MAX_EVALUATIONS,
     REPORT_DOCUMENTS,
     BestCheckpoint,
+    EvaluationPoint,
+    EvaluationSeries,
     ProgressReport,
     ReportKey,
     RewardStats,
@@ -74,6 +77,17 @@ def best_checkpoint(step: int, uri: str, metric: str, value: float | None) -> Be
     return BestCheckpoint(step=step, uri=uri, metric=metric, value=value)
 
 
+def evaluation_series(points: Sequence[EvaluationPoint],
+                      point: EvaluationPoint) -> EvaluationSeries:
+    """`evaluations`: `points` plus `point` in step order, `point` replacing one at its step
+    (a resumed attempt evaluating a step again); at most MAX_EVALUATIONS points, the first (the
+    baseline) and the newest."""
+    kept = sorted([*(p for p in points if p.step != point.step), point], key=lambda p: p.step)
+    if len(kept) > MAX_EVALUATIONS:
+        kept = [kept[0], *kept[len(kept) - MAX_EVALUATIONS + 1:]]
+    return EvaluationSeries(points=kept)
+
+
 def training_result(validation_before: float, validation_after: float, model_uri: str,
                     best_prompt: str | None = None) -> TrainingResult:
     """`result`, written once at the end."""
@@ -103,8 +117,8 @@ class Reporter(ABC):
         self._lock = threading.Lock()
 
     def update(self, **documents: BaseModel) -> None:
-        """Publish documents by key (progress, metrics, bestCheckpoint, result), each the
-        model REPORT_DOCUMENTS names for its key."""
+        """Publish documents by key (progress, metrics, bestCheckpoint, evaluations, result),
+        each the model REPORT_DOCUMENTS names for its key."""
         unknown = set(documents) - set(ReportKey)
         if unknown:
             raise KeyError(f"unknown report keys {sorted(unknown)}")

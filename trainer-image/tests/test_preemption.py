@@ -114,6 +114,8 @@ def test_sigterm_checkpoints_and_exits_preempted_within_the_grace_period(preempt
     assert optimizer_steps(state) == updated_steps(run.output)
     assert state["validation_before"] == pytest.approx(run.report["metrics"]["validationReward"],
                                                        rel=1e-3)
+    assert state["evaluations"] == run.report["evaluations"]  # the baseline only
+    assert [p["step"] for p in state["evaluations"]["points"]] == [0]
     # agl-server, the rollout runners and their agent processes are gone
     assert children and not [pid for pid in children if alive(pid)]
 
@@ -136,6 +138,10 @@ def test_resume_from_latest_continues_after_the_preemption(preempted, run_traine
     assert run.report["result"]["validationRewardBefore"] == pytest.approx(
         before["validation_before"], rel=1e-3)
     assert run.report["result"]["validationRewardAfter"] is not None
+    # the baseline is kept from the preempted run (not measured again), then the final one
+    points = run.report["evaluations"]["points"]
+    assert [p["step"] for p in points] == [0, 3]
+    assert points[0] == first.report["evaluations"]["points"][0]
     assert (checkpoints / "final" / "config.json").exists()
     # step 2 (everySteps 2) carries the optimizer and scheduler on from the preempted run
     after = trainer_state(checkpoints, 2)

@@ -80,6 +80,13 @@ def test_evaluation_every_step_and_the_latest_in_status(first_run):
     # status.metrics.validationReward is the latest evaluation: the one after training
     assert run.report["metrics"]["validationReward"] == run.report["result"][
         "validationRewardAfter"]
+    # status.evaluations: every evaluation at the step it followed, the baseline at step 0
+    points = run.report["evaluations"]["points"]
+    assert [p["step"] for p in points] == [0, 1, 2]
+    assert points[0]["validationReward"] == pytest.approx(
+        run.report["result"]["validationRewardBefore"], rel=1e-3)
+    assert points[-1]["validationReward"] == run.report["metrics"]["validationReward"]
+    assert all(0 <= p["successRate"] <= 1 for p in points)
 
 
 def test_resumed_run_continues_after_the_checkpoint(first_run, run_trainer, tmp_path):
@@ -99,3 +106,7 @@ def test_resumed_run_continues_after_the_checkpoint(first_run, run_trainer, tmp_
     assert run.report["progress"]["step"] == 3 and run.report["progress"]["totalSteps"] == 3
     assert sorted(p.name for p in run.checkpoint_dir.glob("step-*")) == ["step-2"]
     assert run.report["result"]["validationRewardAfter"] is not None
+    # the evaluations kept in step-1 (before and after step 1), then the one after step 3
+    points = run.report["evaluations"]["points"]
+    assert [p["step"] for p in points] == [0, 1, 3]
+    assert points[:2] == first.report["evaluations"]["points"][:2]

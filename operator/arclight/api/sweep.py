@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Final, Literal, Self, get_args
+from typing import Any, Final, Literal, Self, get_args, get_origin
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -11,6 +11,7 @@ from arclight.api.common import (
     API_VERSION,
     Conditions,
     DecimalStr,
+    Figure,
     KubeObject,
     Name,
     ObjectMeta,
@@ -26,7 +27,14 @@ SHORT_NAMES = ["sw"]
 SCOPE = "Namespaced"
 
 MAX_PARALLELISM = 10
-TrialState = Literal["Pending", "Running", "Succeeded", "Failed", "Pruned"]
+TrialState = Literal["Pending", "Running", "Succeeded", "Failed", "Pruned", "Stopped"]
+#: Optuna's sampler behind each `algorithm` (bayesian: the Tree-structured Parzen Estimator).
+SAMPLERS = {"grid": "GridSampler", "random": "RandomSampler", "bayesian": "TPESampler",
+            "nsga2": "NSGAIISampler"}
+Algorithm = Literal["grid", "random", "bayesian", "nsga2"]
+#: A path segment: a camelCase field, optionally `[key]` picking the list item named `key`.
+SEGMENT = r"[a-zA-Z][a-zA-Z0-9]*(\[[A-Za-z0-9_.-]+\])?"
+PATH_PATTERN = rf"^{SEGMENT}(\.{SEGMENT})*$"
 
 
 class ConditionType(StrEnum):
@@ -46,21 +54,49 @@ class Reason(StrEnum):
     ALL_TRIALS_DONE = "AllTrialsDone"
     ALL_TRIALS_FAILED = "AllTrialsFailed"
     MAX_CREDITS_REACHED = "MaxCreditsReached"
+    WARM_START_NOT_FOUND = "WarmStartNotFound"
+
+
+def split_segment(segment: str) -> tuple[str, str | None]:
+    """``components[format]`` -> ``("components", "format")``; ``weight`` -> ``("weight", None)``."""
+    if segment.endswith("]") and "[" in segment:
+        field, key = segment[:-1].split("[", 1)
+        return field, key
+    return segment, None
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model an annotation holds (directly, optional or as list items)."""
+    stack = [annotation]
+    while stack:
+        candidate = stack.pop()
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+        stack.extend(get_args(candidate))
+    return None
+
+
+def _is_list(annotation: Any) -> bool:
+    return get_origin(annotation) is list or any(
+        get_origin(arg) is list for arg in get_args(annotation))
 
 
 def spec_field_exists(model: type[BaseModel], path: str) -> bool:
-    """Whether a dotted camelCase path such as `hyperparameters.learningRate` names a field."""
+    """Whether a dotted camelCase path such as `hyperparameters.learningRate` or
+    `reward.components[format].weight` names a field (`[key]` only on lists of named items)."""
     current: type[BaseModel] | None = model
     for segment in path.split("."):
         if current is None:
             return False
+        field, key = split_segment(segment)
         fields = {info.alias or name: info for name, info in current.model_fields.items()}
-        if segment not in fields:
+        if field not in fields:
             return False
-        candidates = (fields[segment].annotation, *get_args(fields[segment].annotation))
-        current = next(
-            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
-        )
+        annotation = fields[field].annotation
+        current = _model_in(annotation)
+        if key is not None and (not _is_list(annotation) or current is None
+                                or "name" not in current.model_fields):
+            return False
     return True
 
 
@@ -68,8 +104,10 @@ class Parameter(SpecModel):
     """One searched parameter of the TrainingRun spec."""
 
     name: str = Field(
-        pattern=r"^[a-zA-Z][a-zA-Z0-9]*(\.[a-zA-Z][a-zA-Z0-9]*)*$",
-        description="Path in the TrainingRun spec, e.g. `hyperparameters.learningRate`.",
+        pattern=PATH_PATTERN, max_length=200,
+        description="Path in the TrainingRun spec, e.g. `hyperparameters.learningRate`, "
+        "`reward.components[format].weight` or `agent.env[PROMPT_STYLE].value` (`[key]` picks "
+        "the list item of that name, added when the template lacks it).",
     )
     type: Literal["double", "int", "categorical"] = Field(description="Kind of values.")
     min: DecimalStr | None = Field(None, description="Lower bound (double, int).")
@@ -101,15 +139,22 @@ class Parameter(SpecModel):
 class Objective(SpecModel):
     """What the search optimizes."""
 
-    metric: str = Field("validationReward", min_length=1, description="TrainingRun metric.")
+    metric: Literal["validationReward", "successRate"] = Field(
+        "validationReward",
+        description="Evaluation figure of the trials (status.evaluations of each TrainingRun).")
     direction: Literal["maximize", "minimize"] = Field("maximize", description="Goal.")
 
 
 class SweepEarlyStopping(SpecModel):
     """Pruning of unpromising trials."""
 
-    algorithm: Literal["none", "median", "asha"] = Field("none", description="Pruning rule.")
+    algorithm: Literal["none", "median", "asha"] = Field(
+        "none", description="Pruning rule: Optuna's MedianPruner or SuccessiveHalvingPruner.")
     min_steps: int = Field(1, ge=1, description="Steps a trial runs before it may be pruned.")
+    reduction_factor: int = Field(
+        3, ge=2, le=10, description="asha: a trial goes on past a rung when in the top 1/N.")
+    startup_trials: int = Field(
+        2, ge=0, le=100, description="median: finished trials needed before any is pruned.")
 
 
 class Promote(SpecModel):
@@ -125,8 +170,8 @@ class SweepSpec(SpecModel):
         description="TrainingRun spec each trial starts from."
     )
     parameters: list[Parameter] = Field(min_length=1, description="Searched parameters.")
-    algorithm: Literal["grid", "random", "bayesian"] = Field(
-        "random", description="Search algorithm."
+    algorithm: Algorithm = Field(
+        "random", description="Search algorithm: grid, random, bayesian (Optuna's TPE) or nsga2."
     )
     objective: Objective = Field(default_factory=Objective, description="What to optimize.")
     max_trials: int = Field(10, ge=1, le=1000, description="Trials in total.")
@@ -136,7 +181,14 @@ class SweepSpec(SpecModel):
     early_stopping: SweepEarlyStopping = Field(
         default_factory=SweepEarlyStopping, description="Pruning of weak trials."
     )
-    max_credits: int | None = Field(None, ge=1, description="Stop starting trials past this.")
+    max_credits: int | None = Field(
+        None, ge=1, description="Credits the trials may spend; no trial starts that would pass it.")
+    budget_policy: Literal["finish", "stop"] = Field(
+        "finish", description="At maxCredits: let running trials finish, or stop them "
+        "(their checkpoints are kept).")
+    warm_start_from: list[Name] = Field(
+        default_factory=list, max_length=10,
+        description="Sweeps of this namespace whose finished trials seed the search.")
     seed: int | None = Field(None, ge=0, description="Seed of the search; default: random.")
     promote: Promote | None = Field(None, description="Deploy the best trial's model.")
 
@@ -158,10 +210,13 @@ class Trial(StatusModel):
     """One TrainingRun of the search."""
 
     name: str = Field(description="TrainingRun name.")
+    number: int = Field(0, description="Trial number (the name's suffix).")
     parameters: dict[str, str] = Field(default_factory=dict, description="Values tried.")
     state: TrialState = "Pending"
-    objective: float | None = Field(None, description="Objective metric reached.")
+    objective: Figure | None = Field(None, description="Objective reached (last evaluation).")
+    step: int | None = Field(None, description="Optimizer steps reached.")
     credits: int = 0
+    reason: str | None = Field(None, description="Why it was pruned, stopped, failed or waits.")
 
 
 class SweepStatus(StatusModel):
@@ -174,11 +229,19 @@ class SweepStatus(StatusModel):
     conditions: Conditions = Field(default_factory=list)
     trials: list[Trial] = Field(default_factory=list)
     best_trial: str | None = Field(None, description="Name of the best trial so far.")
+    best_objective: Figure | None = Field(None, description="Its objective.")
+    best_parameters: dict[str, str] | None = Field(None, description="Its parameters.")
+    total: int = Field(0, description="Trials the search will run (maxTrials, or the grid).")
+    done: int = Field(0, description="Trials finished (succeeded, failed, pruned, stopped).")
+    progress: str | None = Field(None, description="done/total, for kubectl.")
+    pending: int = 0
     running: int = 0
     succeeded: int = 0
     failed: int = 0
     pruned: int = 0
-    credits_used: int = 0
+    stopped: int = 0
+    credits_used: int = Field(0, description="Credits the trials spent (ledger and live).")
+    promoted: str | None = Field(None, description="ModelDeployment serving the best trial.")
 
 
 class Sweep(KubeObject):
@@ -192,10 +255,13 @@ class Sweep(KubeObject):
 
 
 PRINTER_COLUMNS = [
+    {"name": "Algorithm", "type": "string", "jsonPath": ".spec.algorithm"},
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+    {"name": "Trials", "type": "string", "jsonPath": ".status.progress",
+     "description": "Trials done/total"},
     {"name": "Running", "type": "integer", "jsonPath": ".status.running"},
-    {"name": "Succeeded", "type": "integer", "jsonPath": ".status.succeeded"},
-    {"name": "Best", "type": "string", "jsonPath": ".status.bestTrial"},
+    {"name": "Best", "type": "number", "jsonPath": ".status.bestObjective"},
+    {"name": "Best Trial", "type": "string", "jsonPath": ".status.bestTrial"},
     {"name": "Credits", "type": "integer", "jsonPath": ".status.creditsUsed"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]

@@ -25,11 +25,14 @@ from pydantic.alias_generators import to_camel
 
 from arclight.api.common import Figure
 from arclight.api.trainingrun import (
+    MAX_EVALUATIONS,
     Adapter,
     Algorithm,
     Backend,
     BestCheckpoint,
     DatasetFormat,
+    EvaluationPoint,
+    EvaluationSeries,
     RewardName,
     RewardStats,
     TemplateName,
@@ -313,6 +316,7 @@ class ReportKey(StrEnum):
     PROGRESS = "progress"
     METRICS = "metrics"
     BEST_CHECKPOINT = "bestCheckpoint"
+    EVALUATIONS = "evaluations"
     RESULT = "result"
 
 
@@ -345,13 +349,16 @@ REPORT_DOCUMENTS: dict[ReportKey, type[BaseModel]] = {
     ReportKey.PROGRESS: ProgressReport,
     ReportKey.METRICS: TrainingMetrics,
     ReportKey.BEST_CHECKPOINT: BestCheckpoint,
+    ReportKey.EVALUATIONS: EvaluationSeries,
     ReportKey.RESULT: TrainingResult,
 }
 """The document model of each report key. `metrics` and `bestCheckpoint` are exactly the
-status models of arclight.api.trainingrun (status.metrics, status.bestCheckpoint)."""
+status models of arclight.api.trainingrun (status.metrics, status.bestCheckpoint,
+status.evaluations)."""
 
 __all__ = [
     "CONFIG_KEY",
+    "MAX_EVALUATIONS",
     "REPORT_DOCUMENTS",
     "RESUME_LATEST",
     "TERMINATION_LOG",
@@ -362,6 +369,8 @@ __all__ = [
     "CustomAgent",
     "DatasetSpec",
     "EarlyStopping",
+    "EvaluationPoint",
+    "EvaluationSeries",
     "ExitCode",
     "FailureReason",
     "GpuSpec",

@@ -516,6 +516,24 @@ class BestCheckpoint(StatusModel):
     value: Figure | None = None
 
 
+class EvaluationPoint(StatusModel):
+    """One evaluation on the validation split: the step it followed and what it measured."""
+
+    step: int = Field(ge=0, description="Optimizer steps done when it ran (0: before training).")
+    validation_reward: Figure = Field(description="Mean greedy reward on the validation split.")
+    success_rate: Figure | None = Field(None, description="Share of validation items solved.")
+
+
+MAX_EVALUATIONS = 200
+"""Evaluation points a run keeps (the first, then the newest)."""
+
+
+class EvaluationSeries(StatusModel):
+    """The evaluations of a run so far, oldest first (a Sweep prunes on them)."""
+
+    points: list[EvaluationPoint] = Field(default_factory=list, max_length=MAX_EVALUATIONS)
+
+
 class Diagnosis(StatusModel):
     """Why the last attempt failed and what to do about it."""
 
@@ -544,6 +562,8 @@ class TrainingRunStatus(StatusModel):
     progress: Progress | None = None
     metrics: TrainingMetrics | None = None
     best_checkpoint: BestCheckpoint | None = None
+    evaluations: EvaluationSeries | None = Field(
+        None, description="Every evaluation so far: step, validation reward, success rate.")
     diagnosis: Diagnosis | None = None
     attempts: int = Field(0, description="Attempts started.")
     start_time: datetime | None = None

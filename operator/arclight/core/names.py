@@ -16,6 +16,9 @@ GPU_TYPE_LABEL = f"{GROUP}/gpu-type"
 METERING_FINALIZER = f"{GROUP}/metering"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+#: Longest TrainingRun name whose children (``<run>-trainer-<attempt>`` and pod names) stay
+#: valid.
+MAX_NAME_LENGTH = 40
 
 
 def owner_labels(kind: str, name: str) -> dict[str, str]:

@@ -37,8 +37,6 @@ INTERRUPTED_ANNOTATION = f"{GROUP}/interrupted-attempt"
 MUTABLE_FIELDS = frozenset({"suspend", "activeDeadlineSeconds", "ttlSecondsAfterFinished", "notify"})
 RUN_AS = 65532
 DEFAULT_CPU, DEFAULT_MEMORY = "1", "4Gi"
-#: Longest run name whose children (``<run>-trainer-<attempt>`` and pod names) stay valid.
-MAX_NAME_LENGTH = 40
 #: Seconds between the SIGTERM a trainer pod gets (its Job suspended or deleted) and the
 #: SIGKILL: the trainer stops at the next step boundary, checkpoints the last completed step
 #: and exits Preempted (well under a minute for the bundled model on 2 cores).

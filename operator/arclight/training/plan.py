@@ -18,6 +18,7 @@ from arclight.api import trainingrun as api
 from arclight.api.trainer import RESUME_LATEST, TrainerConfig
 from arclight.api.trainingrun import ResolvedResources, TrainingRunSpec
 from arclight.core.conditions import FALSE, TRUE, StatusBuilder, trainingrun_phase
+from arclight.core.deploy import serve_run
 from arclight.core.errors import DependencyNotReady, InvalidSpec
 from arclight.core.facts import Facts
 from arclight.core.names import Owner
@@ -393,17 +394,11 @@ class _Pass:
         ref = deployment_ref(self.observed.obj, self.spec)
         if ref is None:
             return
-        source = {"trainingRun": self.name}
-        existing = self.observed.ref(ref)
-        if existing is not None and (existing.get("spec") or {}).get("source") == source:
-            return
-        manifest = {"apiVersion": api.API_VERSION, "kind": "ModelDeployment",
-                    "metadata": {"name": ref.name, "namespace": self.namespace},
-                    "spec": {"source": source}}
-        self.applies.append(Child(manifest, create_only=True, patch={
-            "spec": {"source": {**source, "uri": None, "mlflowModel": None}}}))
-        self.st.event("Deployed", f"ModelDeployment {ref.name} now serves this run's best "
-                      "checkpoint.")
+        child = serve_run(ref.name, self.namespace, self.name, self.observed.ref(ref))
+        if child is not None:
+            self.applies.append(child)
+            self.st.event("Deployed", f"ModelDeployment {ref.name} now serves this run's best "
+                          "checkpoint.")
 
     def finish(self, suspended: bool) -> Plan:
         if self.st.is_true(C.SUCCEEDED) or self.st.is_true(C.FAILED):

@@ -17,7 +17,8 @@ from arclight.api.trainingrun import Progress
 
 log = logging.getLogger(__name__)
 #: Report keys rendered into status, each under the status field of the same name.
-STATUS_KEYS = (ReportKey.PROGRESS, ReportKey.METRICS, ReportKey.BEST_CHECKPOINT)
+STATUS_KEYS = (ReportKey.PROGRESS, ReportKey.METRICS, ReportKey.BEST_CHECKPOINT,
+               ReportKey.EVALUATIONS)
 
 
 def _percent(progress: ProgressReport) -> int | None:
@@ -35,7 +36,8 @@ def _status_value(document: BaseModel) -> BaseModel:
 
 
 def status_from_report(data: Mapping[str, str]) -> dict[str, Any]:
-    """Status fields (``progress``, ``metrics``, ``bestCheckpoint``) from report data."""
+    """Status fields (``progress``, ``metrics``, ``bestCheckpoint``, ``evaluations``) from
+    report data."""
     status: dict[str, Any] = {}
     for key in STATUS_KEYS:
         if key not in data:

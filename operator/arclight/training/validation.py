@@ -6,7 +6,7 @@ from typing import Any
 
 from arclight.api.trainingrun import TrainingRunSpec
 from arclight.core.errors import parse_spec
-from arclight.training.builders import MAX_NAME_LENGTH
+from arclight.core.names import MAX_NAME_LENGTH
 
 
 def validate_trainingrun(run: Mapping[str, Any]) -> TrainingRunSpec:

@@ -20,11 +20,14 @@ from pathlib import Path
 import torch
 from arclight.api.trainer import (
     BestCheckpoint,
+    EvaluationPoint,
+    EvaluationSeries,
     FailureReason,
     ReportKey,
     TrainingMetrics,
     decimal_value,
 )
+from pydantic import BaseModel
 from transformers import get_scheduler
 
 from ..agent_descriptor import write_agent_descriptor
@@ -34,7 +37,13 @@ from ..grpo import policy_loss, sequence_logprobs
 from ..modeling import attach_adapter, load_base, load_trainable_state, reference_copy, save_merged
 from ..phases import Phases, cpu_limit, memory_line
 from ..policy_server import PolicyServer
-from ..report import best_checkpoint, progress_report, step_metrics
+from ..report import (
+    best_checkpoint,
+    document_json,
+    evaluation_series,
+    progress_report,
+    step_metrics,
+)
 from ..rollouts import RolloutClient, RolloutResult, Task
 from ..samples import Sample, collate, failed_groups, make_samples, micro_batches
 from ..stopping import Stopped, StopSignal
@@ -126,7 +135,7 @@ class CpuBackend(Backend):
                                   num_warmup_steps=hp.warmup_steps, num_training_steps=total)
         sampler = ItemSampler(len(ctx.train_items), config.seed)
         root = Path(config.checkpoint.dir)
-        start_step, saved_before = 0, None
+        start_step, saved_before, saved_evaluations = 0, None, None
         path = resolve_resume(config.resume_from, root) if config.resume_from else None
         if path is not None:
             state = load_state(path)
@@ -136,6 +145,7 @@ class CpuBackend(Backend):
             start_step = int(state["step"])
             sampler.restore(state)
             saved_before = state.get("validation_before")
+            saved_evaluations = state.get("evaluations")
             print(f"resumed from {path} at step {start_step}", flush=True)
         elif config.resume_from:
             print(f"resumeFrom {config.resume_from}: no checkpoint under {root} yet, "
@@ -160,7 +170,7 @@ class CpuBackend(Backend):
                              server, client, kl_coef, total, phases, stop, start_step)
                 stop.armed = True  # from here a stop request is honoured at a step boundary
                 try:
-                    before = loop.baseline(saved_before)
+                    before = loop.baseline(saved_before, saved_evaluations)
                     steps = loop.train()
                     after = loop.evaluate("after")
                 except Stopped:
@@ -200,6 +210,7 @@ class _Loop:
         self.temperature = decimal_value(hp.temperature)
         self.last_validation: float | None = None
         self.validation_before: float | None = None
+        self.evaluations = EvaluationSeries()
         self.rollouts_failed = self.groups_dropped = 0
         # the last completed step, the last one checkpointed (or resumed from), its reward
         self.step = self.saved_step = start_step
@@ -241,7 +252,8 @@ class _Loop:
         return results
 
     def evaluate(self, label: str) -> float:
-        """Mean greedy reward on the validation split (failed rollouts count as 0)."""
+        """Mean greedy reward on the validation split (failed rollouts count as 0), added to
+        the `evaluations` series at the current step."""
         tasks = [Task(f"val-{i}", item) for i, item in enumerate(self.ctx.val_items)]
         with self.phases.timed("evaluation"):
             results = self.rollouts(tasks, train=False)
@@ -251,20 +263,27 @@ class _Loop:
               f"({len(results)} items) {memory_line()}", flush=True)
         self.last_validation = value
         self.ctx.metrics.validation_reward.set(value)
+        self.evaluations = evaluation_series(self.evaluations.points, EvaluationPoint(
+            step=self.step, validation_reward=value, success_rate=success))
+        documents: dict[str, BaseModel] = {"evaluations": self.evaluations}
         reported = self.ctx.reporter.documents.get(ReportKey.METRICS)
         if isinstance(reported, TrainingMetrics):  # status shows the latest evaluation
-            self.ctx.reporter.update(metrics=TrainingMetrics.model_validate(
-                {**reported.model_dump(), "validation_reward": value}))
+            documents["metrics"] = TrainingMetrics.model_validate(
+                {**reported.model_dump(), "validation_reward": value})
+        self.ctx.reporter.update(**documents)
         return value
 
-    def baseline(self, saved: float | None) -> float:
+    def baseline(self, saved: float | None, evaluations: dict | None) -> float:
         """The validation reward before training: measured now, or the one saved in the
-        checkpoint this run resumed from (the base model's, not the resumed one's)."""
+        checkpoint this run resumed from (the base model's, not the resumed one's), whose
+        `evaluations` series is published again."""
         if saved is None:
             saved = self.evaluate("before")
         else:
             self.last_validation = saved
             print(f"validation before: reward={saved:.4f} (from the checkpoint)", flush=True)
+            self.evaluations = EvaluationSeries.model_validate(evaluations or {})
+            self.ctx.reporter.update(evaluations=self.evaluations)
         self.validation_before = saved
         return saved
 
@@ -302,13 +321,13 @@ class _Loop:
                   f"micro_batches={stats.get('microBatches', 0)} dropped_groups="
                   f"{self.groups_dropped} rollouts={rollout_s:.1f}s "
                   f"update={elapsed - rollout_s:.1f}s {memory_line()}", flush=True)
+            evaluate = ctx.config.evaluation.every_steps
+            if evaluate and step % evaluate == 0 and step < self.total:
+                self.evaluate(f"step {step}")  # before the checkpoint, which keeps the series
             every = ctx.config.checkpoint.every_steps
             if every and step % every == 0 and step < self.total:
                 with self.phases.timed("checkpoints"):
                     self.checkpoint(step, self.last_reward)
-            evaluate = ctx.config.evaluation.every_steps
-            if evaluate and step % evaluate == 0 and step < self.total:
-                self.evaluate(f"step {step}")
             if stopper.should_stop(self.last_reward):
                 print(f"early stopping at step {step}", flush=True)
                 break
@@ -401,7 +420,8 @@ class _Loop:
         path = save_checkpoint(root, step, self.model, self.tokenizer, self.optimizer,
                                self.scheduler, self.ctx.config.checkpoint.keep, {
                                    **self.sampler.state(), "reward": reward,
-                                   "validation_before": self.validation_before},
+                                   "validation_before": self.validation_before,
+                                   "evaluations": document_json(self.evaluations)},
                                template_name=self.ctx.template.name,
                                components=self.ctx.components)
         self.saved_step = step

@@ -1,0 +1,1 @@
+"""Sweep: the hyperparameter search room (trial parameters, Optuna, the pure plan)."""
