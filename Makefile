@@ -1,8 +1,11 @@
 # Arclight developer entry points. Each target is a thin wrapper over a script in hack/.
-.PHONY: demo demo-clean test verify unit cluster cluster-down images crds python
+.PHONY: demo sweep-demo demo-clean test verify unit cluster cluster-down images crds python
 
 demo:            ## bring up a local cluster, install the operator, train math-solver and deploy it
 	bash hack/demo.sh
+
+sweep-demo:      ## after `make demo`: a real four-trial Sweep, its best trial promoted and asked
+	bash hack/sweep-demo.sh
 
 demo-clean:      ## remove what `make demo` installed
 	bash hack/demo.sh clean

@@ -66,10 +66,14 @@ class TrialRecord:
 
 
 def _series(status: Mapping[str, Any], metric: str) -> tuple[tuple[int, float], ...]:
-    key = "validationReward" if metric == "validationReward" else "successRate"
+    """(step, figure) of each evaluation; a run that reports no series (a backend without
+    one) contributes its latest figure from ``status.metrics`` at its last step."""
     points = ((status.get("evaluations") or {}).get("points")) or []
-    by_step = {int(p["step"]): float(p[key]) for p in points
-               if isinstance(p, Mapping) and p.get(key) is not None and "step" in p}
+    by_step = {int(p["step"]): float(p[metric]) for p in points
+               if isinstance(p, Mapping) and p.get(metric) is not None and "step" in p}
+    latest = (status.get("metrics") or {}).get(metric)
+    if not by_step and latest is not None:
+        by_step[int((status.get("progress") or {}).get("step") or 0)] = float(latest)
     return tuple(sorted(by_step.items()))
 
 
