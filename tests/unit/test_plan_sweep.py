@@ -252,7 +252,7 @@ def _race(obj: dict, weak: list[tuple[int, float]]) -> tuple[list[dict], dict]:
 def test_a_weak_running_trial_is_pruned_kept_suspended_and_its_slot_goes_on(rule):
     obj = sweep(earlyStopping={"algorithm": rule, "minSteps": 1, "startupTrials": 1},
                 parallelism=1)
-    runs, weak = _race(obj, [(0, 0.1), (1, 0.1), (2, 0.1)])
+    runs, weak = _race(obj, [(0, 0.1), (1, 0.1)])
     p = plan(obj, *runs, weak)
     assert halted(p)["lr-t002"]["spec"] == {"suspend": True}
     reason = halted(p)["lr-t002"]["metadata"]["annotations"][PRUNED_ANNOTATION]
@@ -263,6 +263,21 @@ def test_a_weak_running_trial_is_pruned_kept_suspended_and_its_slot_goes_on(rule
     weak["metadata"]["annotations"][PRUNED_ANNOTATION] = reason  # as applied
     again = plan(obj, *runs, weak)
     assert halted(again) == {} and again.status["trials"][2]["state"] == "Pruned"
+
+
+def test_only_the_newest_evaluation_is_judged():
+    """A step judged in an earlier pass is not judged again (live Optuna judges each report
+    once); ASHA does not cut a rung whose next rung lies past the trial's last step."""
+    obj = sweep(earlyStopping={"algorithm": "median", "minSteps": 1, "startupTrials": 1})
+    runs, recovered = _race(obj, [(0, 0.1), (1, 0.1), (2, 0.9)])
+    assert halted(plan(obj, *runs, recovered)) == {}
+    obj = sweep(earlyStopping={"algorithm": "asha", "minSteps": 2, "reductionFactor": 3})
+    runs, late = _race(obj, [(0, 0.1), (2, 0.6), (6, 0.1)])
+    late["status"]["progress"]["totalSteps"] = 10  # rung 1 (step 6) would promote to 18
+    assert halted(plan(obj, *runs, late)) == {}
+    late["status"]["progress"]["totalSteps"] = 20
+    assert "asha rule at step 6" in halted(plan(obj, *runs, late))["lr-t002"][
+        "metadata"]["annotations"][PRUNED_ANNOTATION]
 
 
 def test_pruning_waits_for_min_steps_and_spares_a_strong_trial():

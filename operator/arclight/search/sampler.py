@@ -172,24 +172,42 @@ def _pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
                                        n_warmup_steps=rule.min_steps)
 
 
-def rung_attrs(spec: SweepSpec, trial: TrialRecord) -> dict[str, float]:
-    """ASHA's record of the rungs a trial reached: the figure at the first evaluation at or
-    past each rung's step, as the pruner writes it when it judges each report in turn."""
-    rule, rung = spec.early_stopping, 0
+def _rung_step(spec: SweepSpec, rung: int) -> int:
+    return spec.early_stopping.min_steps * spec.early_stopping.reduction_factor ** rung
+
+
+def rung_attrs(spec: SweepSpec, trial: TrialRecord, before: int | None = None
+               ) -> dict[str, float]:
+    """ASHA's record of the rungs a trial completed (those whose first evaluation at or past
+    the rung's step came before step ``before``): that evaluation's figure, as the pruner
+    writes it when it judges each report as it comes."""
+    rung = 0
     attrs: dict[str, float] = {}
     while True:
-        step = rule.min_steps * rule.reduction_factor ** rung
-        reached = next((value for at, value in trial.series if at >= step), None)
-        if reached is None:
+        reached = next(((at, value) for at, value in trial.series
+                        if at >= _rung_step(spec, rung)), None)
+        if reached is None or (before is not None and reached[0] >= before):
             return attrs
-        attrs[f"completed_rung_{rung}"] = reached
+        attrs[f"completed_rung_{rung}"] = reached[1]
         rung += 1
+
+
+def _judges_a_rung(spec: SweepSpec, trial: TrialRecord, attrs: Mapping[str, float]) -> bool:
+    """Whether the trial's newest evaluation completes a rung that can promote: one whose
+    next rung still lies within the trial's steps (as in ASHA, the last stretch before
+    maxSteps is not cut; unknown maxSteps: every rung)."""
+    step = _rung_step(spec, len(attrs))
+    if trial.series[-1][0] < step:
+        return False
+    return trial.total_steps is None or \
+        step * spec.early_stopping.reduction_factor <= trial.total_steps
 
 
 def pruned(spec: SweepSpec, trials: Sequence[TrialRecord]) -> dict[str, str]:
     """The running trials Optuna's pruner stops now, each with the reason. Each running
-    trial's evaluations are reported in order, pruning asked after each, against the
-    finished trials and the running trials numbered before it."""
+    trial's evaluations are reported in order and the pruner judges the newest one (the
+    earlier ones were judged when they came), against the finished trials and the running
+    trials numbered before it."""
     rule = spec.early_stopping
     if rule.algorithm == "none":
         return {}
@@ -210,10 +228,16 @@ def pruned(spec: SweepSpec, trials: Sequence[TrialRecord]) -> dict[str, str]:
         live = study.ask(distributions(spec))
         for step, value in trial.series:
             live.report(value, step)
-            if live.should_prune():
-                verdicts[trial.name] = (
-                    f"{rule.algorithm} rule at step {step}: {metric} {value:.4g} "
-                    + ("below the median of the finished trials" if rule.algorithm == "median"
-                       else f"not in the top 1/{rule.reduction_factor} of its rung"))
-                break
+        step, value = trial.series[-1]
+        if rule.algorithm == "asha":
+            attrs = rung_attrs(spec, trial, before=step)
+            for key, figure in attrs.items():  # the rungs judged in earlier passes
+                study._storage.set_trial_system_attr(live._trial_id, key, figure)
+            if not _judges_a_rung(spec, trial, attrs):
+                continue
+        if live.should_prune():
+            verdicts[trial.name] = (
+                f"{rule.algorithm} rule at step {step}: {metric} {value:.4g} "
+                + ("below the median of the finished trials" if rule.algorithm == "median"
+                   else f"not in the top 1/{rule.reduction_factor} of its rung"))
     return verdicts

@@ -50,6 +50,7 @@ class TrialRecord:
     state: TrialState
     series: tuple[tuple[int, float], ...] = ()
     step: int | None = None
+    total_steps: int | None = None
     credits: int = 0
     reason: str | None = None
     diagnosis: str | None = None
@@ -110,7 +111,7 @@ def record(run: Mapping[str, Any], metric: str) -> TrialRecord | None:
         name=meta["name"], number=number,
         values=json.loads(annotations[PARAMETERS_ANNOTATION]),
         state=state, reason=reason, series=_series(status, metric),
-        step=progress.get("step"), credits=int((status.get("cost") or {}).get("credits") or 0),
+        step=progress.get("step"), total_steps=progress.get("totalSteps"), credits=int((status.get("cost") or {}).get("credits") or 0),
         diagnosis=(status.get("diagnosis") or {}).get("reason"),
         suspended=bool((run.get("spec") or {}).get("suspend")))
 
