@@ -151,7 +151,7 @@ def test_a_sweep_runs_prunes_and_promotes_its_best_trial(cluster, namespace, ope
     start(cluster, namespace, "lr-t002", [(0, 0.1), (1, 0.05), (2, 0.05)])
     pruned = wait_until(lambda: (r := trials(cluster, namespace, "lr")["lr-t002"])["spec"].get(
         "suspend") and r, WAIT, what="lr-t002 suspended")
-    assert "median rule at step 1" in pruned["metadata"]["annotations"][PRUNED]
+    assert "median rule at step 2" in pruned["metadata"]["annotations"][PRUNED]
     run_through(cluster, namespace, "lr-t003", 0.9)
     sweep_condition(cluster, namespace, "lr", "Succeeded")
     status = get_sweep(cluster, namespace, "lr")["status"]
@@ -163,9 +163,9 @@ def test_a_sweep_runs_prunes_and_promotes_its_best_trial(cluster, namespace, ope
                      "lr-t002": ("Pruned", 0.05), "lr-t003": ("Succeeded", 0.9)}
     md = wait_until(lambda: _get_md(cluster, namespace, "math"), WAIT, what="the promotion")
     assert md["spec"]["source"] == {"trainingRun": "lr-t003"}
-    reasons = [r for _, r, _ in events(cluster, namespace, "lr")]
+    reasons = wait_until(lambda: (r := [r for _, r, _ in events(cluster, namespace, "lr")])
+                         and "Promoted" in r and r, WAIT, what="the Promoted Event")
     assert reasons.count("TrialCreated") == 4 and "TrialPruned" in reasons
-    assert "Promoted" in reasons
     # Deleting the Sweep deletes its trials (owner references; the garbage collector).
     custom(cluster).delete_namespaced_custom_object(GROUP, VERSION, namespace, "sweeps", "lr")
     wait_until(lambda: not trials(cluster, namespace, "lr"), WAIT, what="trials deleted")
@@ -200,8 +200,8 @@ def test_a_bad_parameter_is_refused_naming_it(cluster, namespace, operator):
     assert failed["reason"] == "InvalidSpec"
     assert "parameters[hyperparameters.scheduler]" in failed["message"]
     assert trials(cluster, namespace, "bad") == {}
-    assert ("Warning", "InvalidSpec") in {(t, r) for t, r, _ in events(cluster, namespace,
-                                                                       "bad")}
+    wait_until(lambda: ("Warning", "InvalidSpec") in {
+        (t, r) for t, r, _ in events(cluster, namespace, "bad")}, WAIT, what="the Warning")
 
 
 def test_a_sweep_whose_every_trial_fails_says_the_common_diagnosis(cluster, namespace,
