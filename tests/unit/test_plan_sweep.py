@@ -157,6 +157,13 @@ def test_parameters_reach_any_spec_path_reward_weights_and_agent_env():
     ({"earlyStopping": {"algorithm": "median"},
       "trainingRunTemplate": {"template": "math-solver"}}, "evaluation.everySteps"),
     ({"algorithm": "grid"}, "grid search needs explicit values"),
+    ({"parameters": [{"name": "hyperparameters.batchSize", "type": "int",
+                      "values": ["2", "four"]}]}, "'four' is not an int"),
+    ({"parameters": [{"name": LR, "type": "double", "values": ["1e-5"], "log": True}]},
+     "set values or min/max"),
+    ({"earlyStopping": {"algorithm": "median", "reductionFactor": 2}},
+     "earlyStopping.reductionFactor: applies to algorithm asha only"),
+    ({"budgetPolicy": "stop"}, "budgetPolicy: applies with maxCredits only"),
 ])
 def test_a_bad_parameter_or_template_is_refused_naming_the_field(change, named):
     with pytest.raises(InvalidSpec, match=named.replace("[", r"\[").replace("]", r"\]")):
@@ -354,3 +361,19 @@ def test_warm_start_needs_its_sweeps_and_reuses_their_trials():
     ref = ObjectRef("arclight.dev/v1alpha1", "Sweep", "first", "ns")
     p = plan(dataclasses.replace(Observed(obj)).obj, refs={ref: first})
     assert created(p)["lr-t000"] == {LR: "0.001"}  # the one point the first sweep lacks
+
+
+def test_a_trial_without_a_series_counts_with_its_latest_figure():
+    obj = sweep(maxTrials=2)
+    runs = _finished(obj, [0.3, 0.6])
+    del runs[1]["status"]["evaluations"]
+    runs[1]["status"]["metrics"] = {"validationReward": 0.7}
+    p = plan(obj, *runs)
+    assert p.status["bestTrial"] == "lr-t001" and p.status["bestObjective"] == 0.7
+
+
+def test_the_sweep_reads_its_warm_start_sweeps_and_its_promotion():
+    obj = sweep(warmStartFrom=["a", "b"], promote={"modelDeployment": "math"})
+    refs = SWEEP.references(obj, SWEEP.parse(obj))
+    assert [(r.kind, r.name, r.namespace) for r in refs] == [
+        ("Sweep", "a", "ns"), ("Sweep", "b", "ns"), ("ModelDeployment", "math", "ns")]

@@ -121,11 +121,21 @@ class Parameter(SpecModel):
     def _bounds_or_values(self) -> Self:
         if not spec_field_exists(TrainingRunSpec, self.name):
             raise ValueError(f"parameters.name: {self.name} is not a TrainingRun spec field")
-        if self.type == "categorical":
-            if not self.values:
-                raise ValueError(f"parameters[{self.name}].values: required for categorical")
-            return self
+        if self.type == "categorical" and not self.values:
+            raise ValueError(f"parameters[{self.name}].values: required for categorical")
         if self.values:
+            if self.min is not None or self.max is not None or self.log:
+                raise ValueError(f"parameters[{self.name}]: set values or min/max (and log), "
+                                 "not both")
+            if self.type != "categorical":
+                number = float if self.type == "double" else int
+                for value in self.values:
+                    try:
+                        number(value)
+                    except ValueError:
+                        raise ValueError(f"parameters[{self.name}].values: {value!r} is not "
+                                         f"a{'n' if self.type == 'int' else ''} {self.type}; "
+                                         "use type categorical for text") from None
             return self
         if self.min is None or self.max is None:
             raise ValueError(f"parameters[{self.name}]: min and max are required for {self.type}")
@@ -155,6 +165,15 @@ class SweepEarlyStopping(SpecModel):
         3, ge=2, le=10, description="asha: a trial goes on past a rung when in the top 1/N.")
     startup_trials: int = Field(
         2, ge=0, le=100, description="median: finished trials needed before any is pruned.")
+
+    @model_validator(mode="after")
+    def _fields_of_the_rule(self) -> Self:
+        only = {"reductionFactor": ("reduction_factor", "asha"),
+                "startupTrials": ("startup_trials", "median")}
+        for alias, (field, rule) in only.items():
+            if field in self.model_fields_set and self.algorithm != rule:
+                raise ValueError(f"earlyStopping.{alias}: applies to algorithm {rule} only")
+        return self
 
 
 class Promote(SpecModel):
@@ -203,6 +222,8 @@ class SweepSpec(SpecModel):
         names = [parameter.name for parameter in self.parameters]
         if len(set(names)) != len(names):
             raise ValueError("parameters: each name may appear once")
+        if "budget_policy" in self.model_fields_set and self.max_credits is None:
+            raise ValueError("budgetPolicy: applies with maxCredits only; set maxCredits")
         return self
 
 
