@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A real sweep on the local cluster, after `make demo` (its cluster, operator and images):
 # hack/demo/sweep.yaml (four math-solver trials on CPU, two at a time, early stopping), then
-# the trials table, the promoted ModelDeployment and one answer from it.
+# the trials table, the promoted ModelDeployment and one answer from it. It replaces the demo's
+# ModelDeployment math (deleted first) with math-best.
 #   ARCLIGHT_SWEEP_TIMEOUT   seconds to wait for the sweep (default 3600)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,9 @@ kubectl() { bash hack/cluster.sh kubectl "$@"; }
 t0=$SECONDS
 kubectl delete sweep math-lr -n "$NS" --ignore-not-found --wait=true >/dev/null
 kubectl delete modeldeployment math-best -n "$NS" --ignore-not-found >/dev/null
+# The demo's own endpoint holds 1 of this node's 2 CPUs: the trials and the promoted
+# endpoint need it.
+kubectl delete modeldeployment math -n "$NS" --ignore-not-found >/dev/null
 kubectl apply -f hack/demo/sweep.yaml
 last=""
 while [ $((SECONDS - t0)) -lt "$TIMEOUT" ]; do

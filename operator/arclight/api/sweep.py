@@ -161,19 +161,31 @@ class SweepEarlyStopping(SpecModel):
     algorithm: Literal["none", "median", "asha"] = Field(
         "none", description="Pruning rule: Optuna's MedianPruner or SuccessiveHalvingPruner.")
     min_steps: int = Field(1, ge=1, description="Steps a trial runs before it may be pruned.")
-    reduction_factor: int = Field(
-        3, ge=2, le=10, description="asha: a trial goes on past a rung when in the top 1/N.")
-    startup_trials: int = Field(
-        2, ge=0, le=100, description="median: finished trials needed before any is pruned.")
+    reduction_factor: int | None = Field(
+        None, ge=2, le=10,
+        description="asha only (default 3): a trial goes on past a rung when in the top 1/N.")
+    startup_trials: int | None = Field(
+        None, ge=0, le=100,
+        description="median only (default 2): finished trials needed before any is pruned.")
 
     @model_validator(mode="after")
     def _fields_of_the_rule(self) -> Self:
-        only = {"reductionFactor": ("reduction_factor", "asha"),
-                "startupTrials": ("startup_trials", "median")}
-        for alias, (field, rule) in only.items():
-            if field in self.model_fields_set and self.algorithm != rule:
+        only = {"reductionFactor": (self.reduction_factor, "asha"),
+                "startupTrials": (self.startup_trials, "median")}
+        for alias, (value, rule) in only.items():
+            if value is not None and self.algorithm != rule:
                 raise ValueError(f"earlyStopping.{alias}: applies to algorithm {rule} only")
         return self
+
+    @property
+    def rung_factor(self) -> int:
+        """asha's reduction factor (3 unless set)."""
+        return self.reduction_factor or 3
+
+    @property
+    def startup(self) -> int:
+        """median's startup trials (2 unless set)."""
+        return 2 if self.startup_trials is None else self.startup_trials
 
 
 class Promote(SpecModel):
@@ -202,9 +214,9 @@ class SweepSpec(SpecModel):
     )
     max_credits: int | None = Field(
         None, ge=1, description="Credits the trials may spend; no trial starts that would pass it.")
-    budget_policy: Literal["finish", "stop"] = Field(
-        "finish", description="At maxCredits: let running trials finish, or stop them "
-        "(their checkpoints are kept).")
+    budget_policy: Literal["finish", "stop"] | None = Field(
+        None, description="With maxCredits (default finish): let running trials finish, or "
+        "stop them (their checkpoints are kept).")
     warm_start_from: list[Name] = Field(
         default_factory=list, max_length=10,
         description="Sweeps of this namespace whose finished trials seed the search.")
@@ -222,7 +234,7 @@ class SweepSpec(SpecModel):
         names = [parameter.name for parameter in self.parameters]
         if len(set(names)) != len(names):
             raise ValueError("parameters: each name may appear once")
-        if "budget_policy" in self.model_fields_set and self.max_credits is None:
+        if self.budget_policy is not None and self.max_credits is None:
             raise ValueError("budgetPolicy: applies with maxCredits only; set maxCredits")
         return self
 

@@ -166,14 +166,14 @@ def _pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
     rule = spec.early_stopping
     if rule.algorithm == "asha":
         return optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=rule.min_steps, reduction_factor=rule.reduction_factor,
+            min_resource=rule.min_steps, reduction_factor=rule.rung_factor,
             bootstrap_count=0)
-    return optuna.pruners.MedianPruner(n_startup_trials=rule.startup_trials,
+    return optuna.pruners.MedianPruner(n_startup_trials=rule.startup,
                                        n_warmup_steps=rule.min_steps)
 
 
 def _rung_step(spec: SweepSpec, rung: int) -> int:
-    return spec.early_stopping.min_steps * spec.early_stopping.reduction_factor ** rung
+    return spec.early_stopping.min_steps * spec.early_stopping.rung_factor ** rung
 
 
 def rung_attrs(spec: SweepSpec, trial: TrialRecord, before: int | None = None
@@ -200,7 +200,7 @@ def _judges_a_rung(spec: SweepSpec, trial: TrialRecord, attrs: Mapping[str, floa
     if trial.series[-1][0] < step:
         return False
     return trial.total_steps is None or \
-        step * spec.early_stopping.reduction_factor <= trial.total_steps
+        step * spec.early_stopping.rung_factor <= trial.total_steps
 
 
 def pruned(spec: SweepSpec, trials: Sequence[TrialRecord]) -> dict[str, str]:
@@ -239,5 +239,5 @@ def pruned(spec: SweepSpec, trials: Sequence[TrialRecord]) -> dict[str, str]:
             verdicts[trial.name] = (
                 f"{rule.algorithm} rule at step {step}: {metric} {value:.4g} "
                 + ("below the median of the finished trials" if rule.algorithm == "median"
-                   else f"not in the top 1/{rule.reduction_factor} of its rung"))
+                   else f"not in the top 1/{rule.rung_factor} of its rung"))
     return verdicts
