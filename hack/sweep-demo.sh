@@ -2,7 +2,7 @@
 # A real sweep on the local cluster, after `make demo` (its cluster, operator and images):
 # hack/demo/sweep.yaml (four math-solver trials on CPU, two at a time, early stopping), then
 # the trials table, the promoted ModelDeployment and one answer from it. It replaces the demo's
-# ModelDeployment math (deleted first) with math-best.
+# run and ModelDeployment math (deleted first) with math-best.
 #   ARCLIGHT_SWEEP_TIMEOUT   seconds to wait for the sweep (default 3600)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,8 +13,9 @@ kubectl() { bash hack/cluster.sh kubectl "$@"; }
 t0=$SECONDS
 kubectl delete sweep math-lr -n "$NS" --ignore-not-found --wait=true >/dev/null
 kubectl delete modeldeployment math-best -n "$NS" --ignore-not-found >/dev/null
-# The demo's own endpoint holds 1 of this node's 2 CPUs: the trials and the promoted
-# endpoint need it.
+# The demo's own endpoint holds 1 of this node's 2 CPUs: the trials and the promoted endpoint
+# need it. Its run goes too (its spec.deploy would bring the endpoint back).
+kubectl delete trainingrun math -n "$NS" --ignore-not-found >/dev/null
 kubectl delete modeldeployment math -n "$NS" --ignore-not-found >/dev/null
 kubectl apply -f hack/demo/sweep.yaml
 last=""
