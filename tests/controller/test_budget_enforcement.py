@@ -49,8 +49,8 @@ def test_stop_suspends_a_running_run_and_an_adjustment_resumes_it(metered: Meter
     metered.create_pod(ns_a, "w1", payer, {"cpu": "1", "memory": "0"})  # 4 credits
     metered.report(ns_a, "w1", start, start + datetime.timedelta(seconds=3600))
     cond = wait_until(lambda: (c := admitted(metered, ns_a, "trainer"))
-                      and c["reason"] == "BudgetExhausted" and c, timeout=120,
-                      what=f"the running run stopped ({metered.run(ns_a, 'trainer')['status']})")
+                      and c["reason"] == "BudgetExhausted" and c, timeout=180,
+                      what="the running run stopped")
     assert cond["status"] == "False"
     assert f"CreditBudget {name}: 4 of 2 credits used (200%)" in cond["message"]
     # Kubernetes 1.20 cannot suspend a Job: the trainer's Job is deleted (its pods get
