@@ -6,7 +6,6 @@ is rebuilt, so a value is rendered once and read back exactly.
 """
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -133,10 +132,3 @@ def check_parameters(template: TrainingRunSpec, parameters: Sequence[Parameter])
         for value in probe_values(parameter):
             trial_spec(template, parameters, {**first, parameter.name: value})
 
-
-def combinations(parameters: Sequence[Parameter]) -> list[dict[str, str]]:
-    """The full grid as rendered values (tests and the bench enumerate it)."""
-    points = grid(parameters)
-    names = list(points)
-    return [{name: render(p, v) for name, p, v in zip(names, parameters, combo, strict=True)}
-            for combo in itertools.product(*(points[n] for n in names))]

@@ -142,7 +142,7 @@ class _Pass:
         for name, reason in verdicts.items():
             self.halt(name, PRUNED_ANNOTATION, reason)
             self.st.event("TrialPruned", f"{name}: {reason}.")
-        return [_replace(t, state="Pruned", reason=verdicts[t.name]) if t.name in verdicts
+        return [dataclasses.replace(t, state="Pruned", reason=verdicts[t.name]) if t.name in verdicts
                 else t for t in trials]
 
     def over_budget(self, trials: Sequence[TrialRecord], spent: int) -> bool:
@@ -159,7 +159,7 @@ class _Pass:
         for trial in trials:
             if not trial.finished:
                 self.halt(trial.name, STOPPED_ANNOTATION, reason)
-                trial = _replace(trial, state="Stopped", reason=reason)
+                trial = dataclasses.replace(trial, state="Stopped", reason=reason)
             result.append(trial)
         return result
 
@@ -292,10 +292,6 @@ class _Pass:
             self.applies.append(child)
             self.st.event("Promoted", f"ModelDeployment {ref.name} now serves the best trial "
                           f"{best.name}.")
-
-
-def _replace(trial: TrialRecord, **changes: Any) -> TrialRecord:
-    return dataclasses.replace(trial, **changes)
 
 
 def plan(spec: SweepSpec, observed: Observed, facts: Facts) -> Plan:

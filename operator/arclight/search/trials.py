@@ -54,7 +54,6 @@ class TrialRecord:
     credits: int = 0
     reason: str | None = None
     diagnosis: str | None = None
-    suspended: bool = False
 
     @property
     def finished(self) -> bool:
@@ -112,8 +111,7 @@ def record(run: Mapping[str, Any], metric: str) -> TrialRecord | None:
         values=json.loads(annotations[PARAMETERS_ANNOTATION]),
         state=state, reason=reason, series=_series(status, metric),
         step=progress.get("step"), total_steps=progress.get("totalSteps"), credits=int((status.get("cost") or {}).get("credits") or 0),
-        diagnosis=(status.get("diagnosis") or {}).get("reason"),
-        suspended=bool((run.get("spec") or {}).get("suspend")))
+        diagnosis=(status.get("diagnosis") or {}).get("reason"))
 
 
 def records(children: Mapping[str, Mapping[str, Any]], spec: SweepSpec) -> list[TrialRecord]:
