@@ -164,6 +164,10 @@ def test_parameters_reach_any_spec_path_reward_weights_and_agent_env():
     ({"earlyStopping": {"algorithm": "median", "reductionFactor": 2}},
      "earlyStopping.reductionFactor: applies to algorithm asha only"),
     ({"budgetPolicy": "stop"}, "budgetPolicy: applies with maxCredits only"),
+    ({"trainingRunTemplate": {"template": "math-solver", "ttlSecondsAfterFinished": 60}},
+     "trainingRunTemplate.ttlSecondsAfterFinished"),
+    ({"trainingRunTemplate": {"template": "math-solver", "suspend": True}},
+     "trainingRunTemplate.suspend"),
 ])
 def test_a_bad_parameter_or_template_is_refused_naming_the_field(change, named):
     with pytest.raises(InvalidSpec, match=named.replace("[", r"\[").replace("]", r"\]")):

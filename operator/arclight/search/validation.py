@@ -21,6 +21,12 @@ def validate_sweep(sweep: Mapping[str, Any]) -> SweepSpec:
     if template.deploy.enabled:
         raise InvalidSpec("spec.trainingRunTemplate.deploy.enabled: trials do not deploy "
                           "themselves; set spec.promote.modelDeployment to serve the best trial.")
+    if template.ttl_seconds_after_finished is not None:
+        raise InvalidSpec("spec.trainingRunTemplate.ttlSecondsAfterFinished: a trial is the "
+                          "search's record and stays until the Sweep is deleted; remove it.")
+    if template.suspend:
+        raise InvalidSpec("spec.trainingRunTemplate.suspend: trials of a suspended template "
+                          "never run; remove it (the Sweep starts parallelism trials at once).")
     if spec.early_stopping.algorithm != "none" and template.evaluation.every_steps == 0:
         raise InvalidSpec("spec.trainingRunTemplate.evaluation.everySteps: early stopping "
                           f"({spec.early_stopping.algorithm}) judges trials on their evaluations "
