@@ -23,6 +23,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import argparse
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -54,40 +55,54 @@ def measure(rounds: int = 2) -> dict[str, dict[str, float]]:
     server.start()
 
     def bare_step() -> int:
+        live = [len(tasks)]
+        lock = threading.Lock()
+
         def one(task: Task) -> float:
             episode = template.run_episode(task.item, server.chat, max_tokens=MAX_TOKENS,
                                            temperature=1.0)
+            with lock:  # told to the batcher as the trainer's client tells it
+                live[0] -= 1
+                server.expect(live[0])
             return template.score(task.item, episode, template.default_reward).total
 
+        server.expect(len(tasks))
         with ThreadPoolExecutor(len(tasks)) as pool:
             return len(list(pool.map(one, tasks)))
 
-    def gateway_steps(runner: str) -> tuple[int, float]:
+    def gateway_steps(runner: str) -> tuple[int, float, int, int]:
         with tempfile.TemporaryDirectory() as tmp, AglTopology(
                 Path(tmp), policy_url=server.base_url, train_temperature=1.0,
                 concurrency=len(tasks), workers=2, runner=runner) as topology, \
                 topology.client() as api:
             client = RolloutClient(api, template=template.name,
                                    components=template.default_reward, max_tokens=MAX_TOKENS,
-                                   temperature=1.0, timeout_s=300)
+                                   temperature=1.0, timeout_s=300, wakeups=topology,
+                                   live=server.expect)
             client.run(tasks[:2], train=True)  # warm: processes started, first fork done
             start, tokens, done = time.monotonic(), server.generated_tokens, 0
+            first = len(server.batches)
             for _ in range(rounds):
                 done += sum(1 for r in client.run(tasks, train=True) if r.reward is not None)
-            return done, start, tokens
+            return done, start, tokens, first
 
     figures: dict[str, dict[str, float]] = {}
     try:
         bare_step()  # warm the model and the batcher
         for path in PATHS:
             if path == "bare":
-                start, tokens = time.monotonic(), server.generated_tokens
+                start, tokens, first = time.monotonic(), server.generated_tokens, len(
+                    server.batches)
                 done = sum(bare_step() for _ in range(rounds))
             else:
-                done, start, tokens = gateway_steps(path)
+                done, start, tokens, first = gateway_steps(path)
             seconds = time.monotonic() - start
+            batches = server.batches[first:]
             figures[path] = {"rollouts_per_s": done / seconds, "seconds": seconds,
-                             "tokens_per_s": (server.generated_tokens - tokens) / seconds}
+                             "tokens_per_s": (server.generated_tokens - tokens) / seconds,
+                             "batches": len(batches),
+                             "batch_size": sum(n for n, _ in batches) / max(1, len(batches)),
+                             "generating": sum(t for _, t in batches) / seconds}
     finally:
         server.stop()
     return figures
@@ -103,7 +118,9 @@ def report(figures: dict[str, dict[str, float]]) -> str:
             f"  ratio to bare: {f['rollouts_per_s'] / bare['rollouts_per_s']:.2f} (rollouts), "
             f"{f['tokens_per_s'] / bare['tokens_per_s']:.2f} (tokens)")
         lines.append(f"  {path:15s} {f['rollouts_per_s']:6.2f} rollouts/s "
-                     f"{f['tokens_per_s']:7.1f} tokens/s ({f['seconds']:.1f} s){ratio}")
+                     f"{f['tokens_per_s']:7.1f} tokens/s ({f['seconds']:.1f} s; "
+                     f"{f['batches']} generations of {f['batch_size']:.1f} requests, "
+                     f"generating {100 * f['generating']:.0f} % of the time){ratio}")
     return "\n".join(lines)
 
 

@@ -26,6 +26,8 @@ BATCH_GAP_S = 0.1
 """A batch keeps collecting while requests arrive less than this apart..."""
 BATCH_WAIT_S = 1.0
 """...for at most this long after its first request (rollout processes start staggered)."""
+EXPECT_POLL_S = 0.01
+"""With an expectation set, how often the batcher looks whether it changed."""
 MAX_BATCH = 16
 """Generations batched together by default (the trainer passes its rollout concurrency)."""
 
@@ -76,7 +78,11 @@ class PolicyServer:
         self.lock = threading.RLock()
         self.unhealthy: str | None = None
         self.generated_tokens = 0
+        self.batches: list[tuple[int, float]] = []
+        """Each generation: how many requests it served and how long it took (seconds)."""
         self._generator = torch.Generator().manual_seed(seed)
+        self.expected = 0
+        """How many callers are live (0: unknown); see `expect`."""
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._worker = threading.Thread(target=self._work, name="policy-batcher", daemon=True)
         self._server: uvicorn.Server | None = None
@@ -104,6 +110,13 @@ class PolicyServer:
             return await self._complete(request, http)
 
         return app
+
+    def expect(self, callers: int) -> None:
+        """`callers` rollouts are live (0: unknown). A batch then starts as soon as it holds a
+        request of each, instead of when requests stop arriving for BATCH_GAP_S: rollouts
+        that reach the model through the gateway and forked processes arrive spread out,
+        and a batch cut short costs a whole second generation for the rest."""
+        self.expected = max(0, int(callers))
 
     def submit(self, prompt_ids: list[int], max_tokens: int, temperature: float) -> Future:
         """Queue one generation for the micro-batcher; cancel the future to drop it."""
@@ -168,23 +181,13 @@ class PolicyServer:
             first = self._jobs.get()
             if first is None:
                 return
-            batch = [first]
-            deadline = time.monotonic() + BATCH_WAIT_S
-            while len(batch) < self.max_batch:
-                wait = min(BATCH_GAP_S, deadline - time.monotonic())
-                try:
-                    job = self._jobs.get(timeout=wait) if wait > 0 else self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    self._jobs.put(None)
-                    break
-                batch.append(job)
+            batch = self._collect(first)
             groups: dict[float, list[_Job]] = {}
             for job in batch:
                 if job.wanted:
                     groups.setdefault(job.temperature, []).append(job)
             for temperature, jobs in groups.items():
+                started = time.monotonic()
                 try:
                     results = self.generate([j.prompt_ids for j in jobs],
                                             max(j.max_tokens for j in jobs), temperature)
@@ -193,11 +196,39 @@ class PolicyServer:
                         if job.future.set_running_or_notify_cancel():
                             job.future.set_exception(exc)
                     continue
+                self.batches.append((len(jobs), time.monotonic() - started))
                 for job, (ids, lps, finish) in zip(jobs, results):
                     if len(ids) > job.max_tokens:
                         ids, lps, finish = ids[:job.max_tokens], lps[:job.max_tokens], "length"
                     if job.future.set_running_or_notify_cancel():
                         job.future.set_result((ids, lps, finish))
+
+    def _collect(self, first: _Job) -> list[_Job]:
+        """The batch that starts with `first`: up to `max_batch` requests, until one from each
+        expected caller is in, else until requests stop coming for BATCH_GAP_S; never longer
+        than BATCH_WAIT_S."""
+        batch = [first]
+        deadline = time.monotonic() + BATCH_WAIT_S
+        quiet_since = time.monotonic()
+        while len(batch) < self.max_batch:
+            now = time.monotonic()
+            if self.expected and len(batch) >= self.expected:
+                break
+            if now >= deadline or (not self.expected and now - quiet_since >= BATCH_GAP_S):
+                break
+            wait = min(deadline, quiet_since + BATCH_GAP_S) - now
+            if self.expected:
+                wait = min(deadline - now, EXPECT_POLL_S)
+            try:
+                job = self._jobs.get(timeout=max(wait, 0.001))
+            except queue.Empty:
+                continue
+            if job is None:
+                self._jobs.put(None)
+                break
+            batch.append(job)
+            quiet_since = time.monotonic()
+        return batch
 
     @torch.no_grad()
     def generate(self, prompts: list[list[int]], max_tokens: int,

@@ -6,6 +6,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Callable, Protocol
 
 import httpx
 
@@ -40,6 +41,27 @@ class RolloutResult:
     reward_error: str | None = None
 
 
+class Wakeups(Protocol):
+    """How the client learns of the runners' progress without polling the store in a loop
+    (`AglTopology` is one)."""
+
+    def nudge(self) -> None:
+        """Rollouts were just queued."""
+
+    def wait(self) -> None:
+        """Return when a rollout may have ended (or after a short poll interval)."""
+
+
+class Polling:
+    """No news channel: nothing to nudge, poll the store every POLL_INTERVAL_S."""
+
+    def nudge(self) -> None:
+        pass
+
+    def wait(self) -> None:
+        time.sleep(POLL_INTERVAL_S)
+
+
 @dataclass
 class Task:
     """One rollout to run: which dataset item, under which group id."""
@@ -54,8 +76,13 @@ class RolloutClient:
 
     def __init__(self, api: httpx.Client, *, template: str, components: list[dict],
                  max_tokens: int, temperature: float, timeout_s: float,
-                 agent_class: str = AGENT_CLASS, stop: StopSignal | None = None) -> None:
+                 agent_class: str = AGENT_CLASS, stop: StopSignal | None = None,
+                 wakeups: Wakeups | None = None,
+                 live: Callable[[int], None] | None = None) -> None:
         self.api, self.agent_class, self.stop = api, agent_class, stop or StopSignal()
+        self.wakeups = wakeups or Polling()
+        self.live = live or (lambda _: None)
+        """Told how many of the batch's rollouts are still running (`PolicyServer.expect`)."""
         self.template, self.components = template, components
         self.max_tokens, self.temperature, self.timeout_s = max_tokens, temperature, timeout_s
         self._cursor = 0
@@ -74,8 +101,13 @@ class RolloutClient:
                                               "env_map": {"ARCLIGHT_TASK": "input"}}}})
         created = self.api.post("/api/rollouts", json=body)
         created.raise_for_status()
+        self.wakeups.nudge()
         ids = [r["rollout_id"] for r in created.json()]
-        states = self._wait_terminal(set(ids))
+        try:
+            self.live(len(ids))
+            states = self._wait_terminal(set(ids))
+        finally:
+            self.live(0)
         with ThreadPoolExecutor(COLLECTORS) as pool:
             return list(pool.map(lambda pair: self._collect(pair[0], pair[1].data_id,
                                                             states[pair[0]]), zip(ids, tasks)))
@@ -96,8 +128,9 @@ class RolloutClient:
                 if item["rollout_id"] in pending:
                     pending.discard(item["rollout_id"])
                     states[item["rollout_id"]] = item["state"]
+            self.live(len(pending))
             if pending:
-                time.sleep(POLL_INTERVAL_S)
+                self.wakeups.wait()
         return states
 
     def _collect(self, rollout_id: str, data_id: str, state: str) -> RolloutResult:

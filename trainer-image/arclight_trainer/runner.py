@@ -9,6 +9,12 @@ gets a fresh process (isolated, killable on timeout), at the cost of a fork. Sev
 may serve one gateway (`rollouts.workers`): the `queuing -> running` transition is atomic in
 the store, so a rollout another runner claimed answers 409 and is skipped.
 
+Between passes the runner sleeps in `sigtimedwait`: a child's exit (SIGCHLD) or the trainer's
+nudge after it queued rollouts (SIGUSR1) wakes it at once, so the idle poll of the store can
+be slow without adding latency. With `--notify-fd` it writes a byte to that pipe once it is ready
+for nudges and each time a rollout ends, so the trainer need not poll the store for results
+either.
+
 Run under the Agent Lightning interpreter with ARCLIGHT_AGL_KEY set.
 """
 
@@ -28,6 +34,12 @@ import httpx
 
 ATTEMPT_ID = "0"  # agentlightning.schemas.DEFAULT_ATTEMPT_ID: one attempt per rollout
 KEY_ENV = "ARCLIGHT_AGL_KEY"
+WAKE_SIGNALS = frozenset({signal.SIGCHLD, signal.SIGUSR1, signal.SIGTERM})
+"""Blocked in the runner and taken with `sigtimedwait`: a child ended, rollouts were queued,
+stop."""
+TERMINAL = ("succeeded", "failed")
+READY = b"r"
+"""Written to the notify pipe once the runner takes nudges (its wake signals are blocked)."""
 
 
 @dataclass
@@ -82,26 +94,36 @@ class Runner:
     """Claims queued rollouts and runs each in a forked child, at most `slots` at once."""
 
     def __init__(self, api: httpx.Client, server_url: str, key: str, slots: int,
-                 poll_s: float) -> None:
+                 poll_s: float, notify_fd: int | None = None) -> None:
         self.api, self.server_url, self.key = api, server_url, key
-        self.slots, self.poll_s = slots, poll_s
+        self.slots, self.poll_s, self.notify_fd = slots, poll_s, notify_fd
         self.children: dict[int, Child] = {}
         self.classes: dict[str, type] = {}
         self.stopping = False
 
     def run(self) -> None:
         """Serve until SIGTERM; live children are killed and their rollouts failed."""
-        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
+        signal.pthread_sigmask(signal.SIG_BLOCK, WAKE_SIGNALS)
         try:
             while not self.stopping:
                 self.reap()
                 self.expire()
                 claimed = self.claim() if len(self.children) < self.slots else 0
                 if not claimed:
-                    time.sleep(self.poll_s)
+                    self.sleep()
         finally:
             for child in list(self.children.values()):
                 self.kill(child, "the rollout runner stopped")
+
+    def sleep(self) -> None:
+        """Until a wake signal, the next child deadline or the idle poll, whichever is first."""
+        timeout = self.poll_s
+        if self.children:
+            next_deadline = min(child.deadline for child in self.children.values())
+            timeout = max(0.0, min(timeout, next_deadline - time.monotonic()))
+        woken = signal.sigtimedwait(WAKE_SIGNALS, timeout)
+        if woken is not None and woken.si_signo == signal.SIGTERM:
+            self.stopping = True
 
     def claim(self) -> int:
         """Fork a child for each queued rollout this runner wins; return how many."""
@@ -123,6 +145,8 @@ class Runner:
             timeout = float((rollout.get("config") or {}).get("timeout_seconds") or 3600)
             pid = os.fork()
             if pid == 0:
+                if self.notify_fd is not None:
+                    os.close(self.notify_fd)
                 os._exit(run_child(agent, env))
             with contextlib.suppress(OSError):  # the child does it too; whoever runs first
                 os.setpgid(pid, pid)
@@ -176,6 +200,9 @@ class Runner:
         if answer.status_code in (404, 409):
             return False
         answer.raise_for_status()
+        if state in TERMINAL and self.notify_fd is not None:
+            with contextlib.suppress(OSError):  # a full or closed pipe: the trainer also polls
+                os.write(self.notify_fd, b".")
         return True
 
 
@@ -183,7 +210,7 @@ def run_child(agent: type, env: dict[str, str]) -> int:
     """In the forked child: own process group, the agent's environment, one `run()`."""
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())  # the runner's blocked set is inherited
     os.environ.update(env)
     try:
         agent().run()
@@ -202,16 +229,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m arclight_trainer.runner")
     parser.add_argument("--server", required=True, help="agl-server URL")
     parser.add_argument("--slots", type=int, default=4, help="rollouts at once")
-    parser.add_argument("--poll", type=float, default=0.05, help="seconds between store polls")
+    parser.add_argument("--poll", type=float, default=0.25,
+                        help="seconds between store polls when nothing wakes the runner")
+    parser.add_argument("--notify-fd", type=int, default=None,
+                        help="pipe to write a byte to whenever a rollout ends")
     parser.add_argument("--preload", action="append", default=[],
                         help="agent class to import before the first rollout")
     args = parser.parse_args(argv)
+    if args.notify_fd is not None:
+        os.set_blocking(args.notify_fd, False)
     key = os.environ.get(KEY_ENV, "")
     headers = {"Authorization": f"Bearer {key}"} if key else {}
+    signal.pthread_sigmask(signal.SIG_BLOCK, WAKE_SIGNALS)  # before anyone may nudge
     with httpx.Client(base_url=args.server, headers=headers, timeout=30) as api:
-        runner = Runner(api, args.server, key, args.slots, args.poll)
+        runner = Runner(api, args.server, key, args.slots, args.poll, args.notify_fd)
         for path in args.preload:
             runner.classes[path] = load_class(path)
+        if args.notify_fd is not None:
+            os.write(args.notify_fd, READY)
         runner.run()
     return 0
 

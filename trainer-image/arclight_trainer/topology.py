@@ -10,8 +10,10 @@ the command line.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import select
 import signal
 import socket
 import subprocess
@@ -23,11 +25,16 @@ from typing import Self
 import httpx
 
 from .rollouts import AGENT_CLASS
+from .runner import READY
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the source root holding arclight_trainer
 KEY_ENV = "ARCLIGHT_AGL_KEY"
 MODEL_NAME = "policy"
 RUNNERS = ("fork", "agl-controller")
+STORE_POLL_S = 0.05
+"""How often the trainer polls the store for ended rollouts when no runner tells it."""
+NEWS_FALLBACK_S = 0.5
+"""With the fork runners' pipe: the longest wait before the store is polled anyway."""
 
 
 def agl_python() -> str:
@@ -61,6 +68,8 @@ class AglTopology:
         self.key = secrets.token_hex(16)
         self.log_path = log_to or workdir / "agl.log"
         self._procs: list[subprocess.Popen] = []
+        self._runners: list[subprocess.Popen] = []
+        self._news: int | None = None  # read end of the pipe the fork runners write to
         self._log = None
 
     @property
@@ -81,16 +90,19 @@ class AglTopology:
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
-    def _spawn(self, module: str, overrides: list[str], name: str | None) -> None:
+    def _spawn(self, module: str, overrides: list[str], name: str | None,
+               pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
         """Start `module` under the agl interpreter (`name`: a hydra app's run directory)."""
         command = [agl_python(), "-m", module, *overrides]
         if name is not None:
             command += [f"hydra.run.dir={self.workdir / 'hydra' / name}",
                         "hydra.output_subdir=null", "hydra/job_logging=none",
                         "hydra/hydra_logging=none"]
-        self._procs.append(subprocess.Popen(
+        proc = subprocess.Popen(
             command, env=self.env(), stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True))
+            stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=pass_fds)
+        self._procs.append(proc)
+        return proc
 
     def start(self, timeout: float = 60.0) -> None:
         """Start agl-server, register the policy server, then start the rollout runners."""
@@ -113,11 +125,51 @@ class AglTopology:
                 "local_runner.poll_interval=0.2"], "controller")
         else:
             slots = -(-self.concurrency // self.workers)
-            for _ in range(self.workers):
-                self._spawn("arclight_trainer.runner", [
-                    "--server", self.url, "--slots", str(slots), "--preload", AGENT_CLASS], None)
+            self._news, news_w = os.pipe()
+            os.set_blocking(self._news, False)
+            try:
+                for _ in range(self.workers):
+                    self._runners.append(self._spawn("arclight_trainer.runner", [
+                        "--server", self.url, "--slots", str(slots), "--preload", AGENT_CLASS,
+                        "--notify-fd", str(news_w)], None, pass_fds=(news_w,)))
+            finally:
+                os.close(news_w)
+            self._wait_runners_ready(timeout)
         time.sleep(0.2)
         self._check_alive()
+
+    def _wait_runners_ready(self, timeout: float) -> None:
+        """Until every fork runner wrote its ready byte (a nudge before that would kill it)."""
+        assert self._news is not None
+        ready, deadline = 0, time.monotonic() + timeout
+        while ready < len(self._runners):
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the rollout runners were not ready in {timeout:.0f}s "
+                                   f"(log: {self.log_path})")
+            if select.select([self._news], [], [], 0.2)[0]:
+                with contextlib.suppress(BlockingIOError):
+                    ready += os.read(self._news, 4096).count(READY)
+
+    def nudge(self) -> None:
+        """Tell the runners rollouts were queued (they claim them at once, not at their next
+        poll)."""
+        for proc in self._runners:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGUSR1)
+
+    def wait(self) -> None:
+        """Wait until a rollout may have ended: a runner's byte on the pipe (or at most
+        NEWS_FALLBACK_S), or STORE_POLL_S without a pipe (agl-controller)."""
+        if self._news is None:
+            time.sleep(STORE_POLL_S)
+            return
+        readable, _, _ = select.select([self._news], [], [], NEWS_FALLBACK_S)
+        if readable:
+            with contextlib.suppress(BlockingIOError):
+                while os.read(self._news, 4096):
+                    pass
 
     def _wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -163,6 +215,10 @@ class AglTopology:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=timeout)
         self._procs.clear()
+        self._runners.clear()
+        if self._news is not None:
+            os.close(self._news)
+            self._news = None
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -165,7 +165,8 @@ def test_a_stop_request_ends_the_wait_for_rollouts(tmp_path, monkeypatch):
                      concurrency=2) as topology, topology.client() as api:
         client = RolloutClient(api, template="math-solver", components=[], max_tokens=8,
                                temperature=1.0, timeout_s=600,
-                               agent_class="agents.sample_agents:Hangs", stop=stop)
+                               agent_class="agents.sample_agents:Hangs", stop=stop,
+                               wakeups=topology)
         requester = threading.Thread(target=request_once_both_run, daemon=True)
         requester.start()
         with pytest.raises(Stopped):

@@ -26,9 +26,11 @@ def gateway(tmp_path, monkeypatch):
         yield api, topology
 
 
-def client(api, agent: str, timeout_s: float = 60) -> RolloutClient:
+def client(gateway, agent: str, timeout_s: float = 60) -> RolloutClient:
+    api, topology = gateway
     return RolloutClient(api, template="math-solver", components=[], max_tokens=8,
-                         temperature=1.0, timeout_s=timeout_s, agent_class=f"{AGENTS}:{agent}")
+                         temperature=1.0, timeout_s=timeout_s, agent_class=f"{AGENTS}:{agent}",
+                         wakeups=topology)
 
 
 def journal(path: Path) -> list[list[str]]:
@@ -36,10 +38,9 @@ def journal(path: Path) -> list[list[str]]:
 
 
 def test_each_rollout_runs_once_in_its_own_process(gateway, tmp_path):
-    api, _ = gateway
     log = tmp_path / "journal"
     tasks = [Task(f"g{i}", {"journal": str(log)}) for i in range(12)]
-    results = client(api, "Rewarded").run(tasks, train=True)
+    results = client(gateway, "Rewarded").run(tasks, train=True)
     assert [r.state for r in results] == ["succeeded"] * 12
     assert [r.reward for r in results] == [1.0] * 12
     runs = journal(log)
@@ -49,21 +50,20 @@ def test_each_rollout_runs_once_in_its_own_process(gateway, tmp_path):
 
 
 def test_a_crashing_agent_fails_its_rollout_with_the_exit_code(gateway, tmp_path):
-    api, topology = gateway
+    _, topology = gateway
     log = tmp_path / "journal"
-    [result] = client(api, "Crashes").run([Task("g", {"journal": str(log)})], train=True)
+    [result] = client(gateway, "Crashes").run([Task("g", {"journal": str(log)})], train=True)
     assert result.state == "failed" and result.reward is None
     assert result.error == "agent process exited with code 1"
     assert topology.healthy()  # the runner itself lives on
-    [ok] = client(api, "Rewarded").run([Task("g", {"journal": str(log)})], train=True)
+    [ok] = client(gateway, "Rewarded").run([Task("g", {"journal": str(log)})], train=True)
     assert ok.reward == 1.0
 
 
 def test_a_hung_agent_is_killed_at_its_timeout(gateway, tmp_path):
-    api, _ = gateway
     log = tmp_path / "journal"
     start = time.monotonic()
-    [result] = client(api, "Hangs", timeout_s=2).run([Task("g", {"journal": str(log)})],
+    [result] = client(gateway, "Hangs", timeout_s=2).run([Task("g", {"journal": str(log)})],
                                                       train=True)
     assert time.monotonic() - start < 20
     assert result.state == "failed" and result.error == "timed out after 2s"

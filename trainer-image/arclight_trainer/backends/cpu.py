@@ -165,7 +165,8 @@ class CpuBackend(Backend):
             with topology, topology.client(timeout=60) as api:
                 client = RolloutClient(api, template=ctx.template.name, components=ctx.components,
                                        max_tokens=hp.max_new_tokens, temperature=temperature,
-                                       timeout_s=config.rollouts.timeout_seconds, stop=stop)
+                                       timeout_s=config.rollouts.timeout_seconds, stop=stop,
+                                       wakeups=topology, live=server.expect)
                 loop = _Loop(ctx, model, tokenizer, reference, optimizer, scheduler, sampler,
                              server, client, kl_coef, total, phases, stop, start_step)
                 stop.armed = True  # from here a stop request is honoured at a step boundary
