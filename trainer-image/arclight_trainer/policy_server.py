@@ -216,9 +216,10 @@ class PolicyServer:
                 break
             if now >= deadline or (not self.expected and now - quiet_since >= BATCH_GAP_S):
                 break
-            wait = min(deadline, quiet_since + BATCH_GAP_S) - now
             if self.expected:
                 wait = min(deadline - now, EXPECT_POLL_S)
+            else:
+                wait = min(deadline, quiet_since + BATCH_GAP_S) - now
             try:
                 job = self._jobs.get(timeout=max(wait, 0.001))
             except queue.Empty:

@@ -104,6 +104,8 @@ class Runner:
     def run(self) -> None:
         """Serve until SIGTERM; live children are killed and their rollouts failed."""
         signal.pthread_sigmask(signal.SIG_BLOCK, WAKE_SIGNALS)
+        if self.notify_fd is not None:  # from here a nudge wakes the runner, not kills it
+            os.write(self.notify_fd, READY)
         try:
             while not self.stopping:
                 self.reap()
@@ -240,13 +242,10 @@ def main(argv: list[str] | None = None) -> int:
         os.set_blocking(args.notify_fd, False)
     key = os.environ.get(KEY_ENV, "")
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    signal.pthread_sigmask(signal.SIG_BLOCK, WAKE_SIGNALS)  # before anyone may nudge
     with httpx.Client(base_url=args.server, headers=headers, timeout=30) as api:
         runner = Runner(api, args.server, key, args.slots, args.poll, args.notify_fd)
         for path in args.preload:
             runner.classes[path] = load_class(path)
-        if args.notify_fd is not None:
-            os.write(args.notify_fd, READY)
         runner.run()
     return 0
 

@@ -24,15 +24,13 @@ from typing import Self
 
 import httpx
 
-from .rollouts import AGENT_CLASS
+from .rollouts import AGENT_CLASS, POLL_INTERVAL_S
 from .runner import READY
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the source root holding arclight_trainer
 KEY_ENV = "ARCLIGHT_AGL_KEY"
 MODEL_NAME = "policy"
 RUNNERS = ("fork", "agl-controller")
-STORE_POLL_S = 0.05
-"""How often the trainer polls the store for ended rollouts when no runner tells it."""
 NEWS_FALLBACK_S = 0.5
 """With the fork runners' pipe: the longest wait before the store is polled anyway."""
 
@@ -161,9 +159,9 @@ class AglTopology:
 
     def wait(self) -> None:
         """Wait until a rollout may have ended: a runner's byte on the pipe (or at most
-        NEWS_FALLBACK_S), or STORE_POLL_S without a pipe (agl-controller)."""
+        NEWS_FALLBACK_S), or the client's plain poll interval without a pipe (agl-controller)."""
         if self._news is None:
-            time.sleep(STORE_POLL_S)
+            time.sleep(POLL_INTERVAL_S)
             return
         readable, _, _ = select.select([self._news], [], [], NEWS_FALLBACK_S)
         if readable:
